@@ -1,0 +1,10 @@
+//! The CNI protocol: environment, configuration, results, versions and errors.
+//!
+//! Nothing in here has side effects beyond parsing and rendering JSON.
+
+pub mod error;
+pub mod result;
+pub mod version;
+
+pub use error::{Code, DelegateFailure, Error};
+pub use version::Version;

@@ -1,0 +1,1 @@
+//! CNI results of every version and conversion between them (being written).
