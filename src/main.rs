@@ -1,1 +1,39 @@
-fn main() {}
+//! The `plexus` binary: read env + stdin, dispatch, print exactly one JSON document, exit.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use plexus::cni::{Error, Version};
+use plexus::delegate::ProcessExec;
+
+/// Set once a document went to stdout, so a later panic cannot print a second one.
+static PRINTED: AtomicBool = AtomicBool::new(false);
+
+fn print_doc(doc: &serde_json::Value) {
+    if PRINTED.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    // Nothing sensible can be done if stdout is gone.
+    let _ = serde_json::to_writer(&mut out, doc);
+    let _ = out.write_all(b"\n");
+    let _ = out.flush();
+}
+
+fn main() -> ExitCode {
+    std::panic::set_hook(Box::new(|info| {
+        let e = Error::Internal(format!("plexus bug: {info}"));
+        print_doc(&e.to_json(Version::LATEST.as_str()));
+        eprintln!("plexus panicked: {info}");
+    }));
+    let response = plexus::plugin::run(
+        |k| std::env::var(k).ok(),
+        &mut std::io::stdin().lock(),
+        &ProcessExec::default(),
+    );
+    if let Some(doc) = &response.stdout {
+        print_doc(doc);
+    }
+    ExitCode::from(response.exit_code)
+}

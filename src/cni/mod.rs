@@ -2,9 +2,13 @@
 //!
 //! Nothing in here has side effects beyond parsing and rendering JSON.
 
+pub mod config;
+pub mod env;
 pub mod error;
 pub mod result;
 pub mod version;
 
+pub use config::{NetworkConfig, PluginConf};
+pub use env::{CniArgs, Command, Env};
 pub use error::{Code, DelegateFailure, Error};
 pub use version::Version;

@@ -1,0 +1,180 @@
+//! The node config: what the runtime hands plexus on stdin (`/etc/cni/net.d/00-plexus.conf`).
+//!
+//! plexus reads Multus's keys so that an existing Multus config works after changing `type` to
+//! `plexus` (see the reference, section 3). This module reads the keys the current build acts
+//! on; every other key is kept in [`NodeConfig::raw`] and is not an error.
+//!
+//! Keys read now:
+//! - `name` (required, code 7 when missing), `cniVersion` (missing means 0.1.0);
+//! - `binDir` (default `/opt/cni/bin`): delegates are looked up there first, then in the
+//!   runtime's `CNI_PATH`, and get `CNI_PATH=<binDir>:<runtime's CNI_PATH>`;
+//! - `delegates`: inline configs or conflists; the first is the cluster network;
+//! - `logLevel` (`debug`, `verbose`, `error`, `panic` as in Multus, plus `trace`, `info`,
+//!   `warn`; default `warn`), `logFile`, `logToStderr` (default true);
+//! - `delegateTimeoutSeconds` (plexus's own key, default 120): the deadline of each delegate
+//!   plugin process;
+//! - the runtime's injections: `runtimeConfig`, `prevResult`, `cni.dev/valid-attachments`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use crate::cni::{Error, NetworkConfig, Version};
+
+/// Default plugin directory, as in Multus.
+pub const DEFAULT_BIN_DIR: &str = "/opt/cni/bin";
+/// Default per-delegate timeout.
+pub const DEFAULT_DELEGATE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The parsed node config.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub name: String,
+    pub version: Version,
+    pub bin_dir: PathBuf,
+    pub delegates: Vec<Value>,
+    pub log_level: Option<String>,
+    pub log_file: Option<PathBuf>,
+    pub log_to_stderr: bool,
+    pub delegate_timeout: Duration,
+    pub runtime_config: Map<String, Value>,
+    pub prev_result: Option<Value>,
+    pub valid_attachments: Option<Value>,
+    /// The whole object as received.
+    pub raw: Map<String, Value>,
+}
+
+/// Decodes stdin into a JSON object, with libcni's checks and codes: not JSON (or not an
+/// object) is code 6, a missing or empty `name` is code 7.
+pub fn decode_stdin(bytes: &[u8]) -> Result<Map<String, Value>, Error> {
+    let v: Value = serde_json::from_slice(bytes)
+        .map_err(|e| Error::decode(format!("error unmarshalling network config: {e}"), ""))?;
+    let Value::Object(obj) = v else {
+        return Err(Error::decode(
+            "error unmarshalling network config: not a JSON object",
+            "",
+        ));
+    };
+    if obj.get("name").and_then(Value::as_str).unwrap_or("").is_empty() {
+        return Err(Error::invalid_config("missing network name", ""));
+    }
+    Ok(obj)
+}
+
+impl NodeConfig {
+    /// Reads the node config from a decoded stdin object. Wrongly typed known keys are code 7
+    /// naming the key.
+    pub fn from_map(raw: Map<String, Value>) -> Result<NodeConfig, Error> {
+        let s = |k: &str| -> Result<Option<String>, Error> {
+            match raw.get(k) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(_) => Err(bad_key(k, "a string")),
+            }
+        };
+        let version = Version::parse_config(&s("cniVersion")?.unwrap_or_default())?;
+        let delegates = match raw.get("delegates") {
+            None | Some(Value::Null) => vec![],
+            Some(Value::Array(a)) => a.clone(),
+            Some(_) => return Err(bad_key("delegates", "a list of configs")),
+        };
+        let log_to_stderr = match raw.get("logToStderr") {
+            None | Some(Value::Null) => true,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(bad_key("logToStderr", "true or false")),
+        };
+        let delegate_timeout = match raw.get("delegateTimeoutSeconds") {
+            None | Some(Value::Null) => DEFAULT_DELEGATE_TIMEOUT,
+            Some(v) => match v.as_f64() {
+                Some(secs) if secs > 0.0 && secs <= 86_400.0 => Duration::from_secs_f64(secs),
+                _ => return Err(bad_key("delegateTimeoutSeconds", "a number of seconds in (0, 86400]")),
+            },
+        };
+        let runtime_config = match raw.get("runtimeConfig") {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(m)) => m.clone(),
+            Some(_) => return Err(bad_key("runtimeConfig", "an object")),
+        };
+        Ok(NodeConfig {
+            name: s("name")?.unwrap_or_default(),
+            version,
+            bin_dir: s("binDir")?.map_or_else(|| PathBuf::from(DEFAULT_BIN_DIR), PathBuf::from),
+            delegates,
+            log_level: s("logLevel")?,
+            log_file: s("logFile")?.map(PathBuf::from),
+            log_to_stderr,
+            delegate_timeout,
+            runtime_config,
+            prev_result: raw.get("prevResult").filter(|v| !v.is_null()).cloned(),
+            valid_attachments: raw.get("cni.dev/valid-attachments").cloned(),
+            raw,
+        })
+    }
+
+    /// The cluster network: the first entry of `delegates`, with a label for errors.
+    pub fn cluster_network(&self) -> Result<(String, NetworkConfig), Error> {
+        let Some(first) = self.delegates.first() else {
+            return Err(Error::invalid_config(
+                format!("node config {:?} has no cluster network", self.name),
+                "set \"delegates\" to a list whose first entry is the cluster network's config or conflist",
+            ));
+        };
+        let bytes = serde_json::to_vec(first)
+            .map_err(|e| Error::Internal(format!("serialising delegates[0]: {e}")))?;
+        let net = NetworkConfig::from_value(first.clone(), bytes)?;
+        let label = if net.name().is_empty() {
+            "delegates[0]".to_owned()
+        } else {
+            net.name().to_owned()
+        };
+        Ok((label, net))
+    }
+}
+
+fn bad_key(key: &str, want: &str) -> Error {
+    Error::invalid_config(format!("node config: \"{key}\" must be {want}"), "")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cni::Code;
+
+    fn cfg(s: &str) -> Result<NodeConfig, Error> {
+        NodeConfig::from_map(decode_stdin(s.as_bytes())?)
+    }
+
+    #[test]
+    fn stdin_checks() {
+        assert_eq!(decode_stdin(b"{}").unwrap_err().msg(), "missing network name");
+        assert_eq!(decode_stdin(b"{}").unwrap_err().code(), Code::INVALID_CONFIG);
+        assert_eq!(decode_stdin(b"{oops").unwrap_err().code(), Code::DECODE);
+        assert_eq!(decode_stdin(b"[]").unwrap_err().code(), Code::DECODE);
+        assert_eq!(decode_stdin(br#"{"name":""}"#).unwrap_err().code(), Code::INVALID_CONFIG);
+    }
+
+    #[test]
+    fn defaults_and_keys() {
+        let c = cfg(r#"{"name":"p","cniVersion":"1.0.0","unknownKey":1}"#).unwrap();
+        assert_eq!(c.bin_dir, PathBuf::from("/opt/cni/bin"));
+        assert_eq!(c.delegate_timeout, Duration::from_secs(120));
+        assert!(c.log_to_stderr);
+        assert!(c.cluster_network().is_err());
+        let c = cfg(
+            r#"{"name":"p","cniVersion":"1.1.0","binDir":"/b","delegateTimeoutSeconds":2.5,
+               "delegates":[{"cniVersion":"1.0.0","type":"bridge"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(c.delegate_timeout, Duration::from_millis(2500));
+        assert_eq!(c.cluster_network().unwrap().0, "delegates[0]");
+        assert_eq!(
+            cfg(r#"{"name":"p","delegateTimeoutSeconds":0}"#).unwrap_err().code(),
+            Code::INVALID_CONFIG
+        );
+        assert_eq!(
+            cfg(r#"{"name":"p","cniVersion":"3.0.0"}"#).unwrap_err().code(),
+            Code::INCOMPATIBLE_VERSION
+        );
+    }
+}
