@@ -69,7 +69,12 @@ pub fn init(level: Option<&str>, file: Option<&Path>, to_stderr: bool) {
             .create(true)
             .append(true)
             .open(p)
-            .map_err(|e| warn_open = Some(format!("cannot open logFile {}: {e}; logging to stderr", p.display())))
+            .map_err(|e| {
+                warn_open = Some(format!(
+                    "cannot open logFile {}: {e}; logging to stderr",
+                    p.display()
+                ))
+            })
             .ok()
             .map(Arc::new)
     });

@@ -27,6 +27,11 @@ fn main() -> ExitCode {
         print_doc(&e.to_json(Version::LATEST.as_str()));
         eprintln!("plexus panicked: {info}");
     }));
+    // Debug builds only: lets the tests prove the hook's one-document guarantee.
+    #[cfg(debug_assertions)]
+    if std::env::var_os("PLEXUS_DEBUG_PANIC").is_some() {
+        panic!("PLEXUS_DEBUG_PANIC is set");
+    }
     let response = plexus::plugin::run(
         |k| std::env::var(k).ok(),
         &mut std::io::stdin().lock(),

@@ -56,7 +56,12 @@ pub fn decode_stdin(bytes: &[u8]) -> Result<Map<String, Value>, Error> {
             "",
         ));
     };
-    if obj.get("name").and_then(Value::as_str).unwrap_or("").is_empty() {
+    if obj
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .is_empty()
+    {
         return Err(Error::invalid_config("missing network name", ""));
     }
     Ok(obj)
@@ -88,7 +93,12 @@ impl NodeConfig {
             None | Some(Value::Null) => DEFAULT_DELEGATE_TIMEOUT,
             Some(v) => match v.as_f64() {
                 Some(secs) if secs > 0.0 && secs <= 86_400.0 => Duration::from_secs_f64(secs),
-                _ => return Err(bad_key("delegateTimeoutSeconds", "a number of seconds in (0, 86400]")),
+                _ => {
+                    return Err(bad_key(
+                        "delegateTimeoutSeconds",
+                        "a number of seconds in (0, 86400]",
+                    ));
+                }
             },
         };
         let runtime_config = match raw.get("runtimeConfig") {
@@ -147,11 +157,20 @@ mod tests {
 
     #[test]
     fn stdin_checks() {
-        assert_eq!(decode_stdin(b"{}").unwrap_err().msg(), "missing network name");
-        assert_eq!(decode_stdin(b"{}").unwrap_err().code(), Code::INVALID_CONFIG);
+        assert_eq!(
+            decode_stdin(b"{}").unwrap_err().msg(),
+            "missing network name"
+        );
+        assert_eq!(
+            decode_stdin(b"{}").unwrap_err().code(),
+            Code::INVALID_CONFIG
+        );
         assert_eq!(decode_stdin(b"{oops").unwrap_err().code(), Code::DECODE);
         assert_eq!(decode_stdin(b"[]").unwrap_err().code(), Code::DECODE);
-        assert_eq!(decode_stdin(br#"{"name":""}"#).unwrap_err().code(), Code::INVALID_CONFIG);
+        assert_eq!(
+            decode_stdin(br#"{"name":""}"#).unwrap_err().code(),
+            Code::INVALID_CONFIG
+        );
     }
 
     #[test]
@@ -169,11 +188,15 @@ mod tests {
         assert_eq!(c.delegate_timeout, Duration::from_millis(2500));
         assert_eq!(c.cluster_network().unwrap().0, "delegates[0]");
         assert_eq!(
-            cfg(r#"{"name":"p","delegateTimeoutSeconds":0}"#).unwrap_err().code(),
+            cfg(r#"{"name":"p","delegateTimeoutSeconds":0}"#)
+                .unwrap_err()
+                .code(),
             Code::INVALID_CONFIG
         );
         assert_eq!(
-            cfg(r#"{"name":"p","cniVersion":"3.0.0"}"#).unwrap_err().code(),
+            cfg(r#"{"name":"p","cniVersion":"3.0.0"}"#)
+                .unwrap_err()
+                .code(),
             Code::INCOMPATIBLE_VERSION
         );
     }

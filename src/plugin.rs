@@ -45,7 +45,11 @@ impl Response {
 }
 
 /// Runs one CNI call.
-pub fn run(get: impl Fn(&str) -> Option<String>, stdin: &mut dyn Read, exec: &dyn Exec) -> Response {
+pub fn run(
+    get: impl Fn(&str) -> Option<String>,
+    stdin: &mut dyn Read,
+    exec: &dyn Exec,
+) -> Response {
     let env = match Env::from_lookup(get) {
         Ok(env) => env,
         Err(e) => return Response::error(&e, Version::LATEST),
@@ -71,7 +75,11 @@ pub fn run(get: impl Fn(&str) -> Option<String>, stdin: &mut dyn Read, exec: &dy
         Ok(n) => n,
         Err(e) => return Response::error(&e, version),
     };
-    crate::log::init(node.log_level.as_deref(), node.log_file.as_deref(), node.log_to_stderr);
+    crate::log::init(
+        node.log_level.as_deref(),
+        node.log_file.as_deref(),
+        node.log_to_stderr,
+    );
     if let Err(e) = crate::cni::version::gate(env.command.as_str(), node.version) {
         return Response::error(&e, version);
     }
@@ -131,7 +139,10 @@ fn dispatch(env: &Env, node: &NodeConfig, exec: &dyn Exec) -> Result<Option<Valu
         }
         Command::Status => chain.status(&net, &inv).map(|()| None),
         Command::Gc => {
-            let valid = node.valid_attachments.clone().unwrap_or(Value::Array(vec![]));
+            let valid = node
+                .valid_attachments
+                .clone()
+                .unwrap_or(Value::Array(vec![]));
             chain.gc(&net, &inv, &valid).map(|()| None).map_err(combine)
         }
         Command::Version => Ok(Some(crate::cni::version::version_answer())),

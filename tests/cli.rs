@@ -17,8 +17,15 @@ fn full(command: &'static str) -> Vec<(&'static str, &'static str)> {
     ]
 }
 
-fn with(command: &'static str, key: &'static str, val: &'static str) -> Vec<(&'static str, &'static str)> {
-    let mut e: Vec<_> = full(command).into_iter().filter(|(k, _)| *k != key).collect();
+fn with(
+    command: &'static str,
+    key: &'static str,
+    val: &'static str,
+) -> Vec<(&'static str, &'static str)> {
+    let mut e: Vec<_> = full(command)
+        .into_iter()
+        .filter(|(k, _)| *k != key)
+        .collect();
     e.push((key, val));
     e
 }
@@ -34,7 +41,12 @@ fn assert_error(env: &[(&str, &str)], stdin: &str, expected: serde_json::Value) 
 fn version_answers_seven_versions_without_reading_anything() {
     // The dummy env runtimes probe with, and garbage on stdin: VERSION must not care.
     let r = plexus(
-        &[("CNI_COMMAND", "VERSION"), ("CNI_NETNS", "dummy"), ("CNI_IFNAME", "dummy"), ("CNI_PATH", "dummy")],
+        &[
+            ("CNI_COMMAND", "VERSION"),
+            ("CNI_NETNS", "dummy"),
+            ("CNI_IFNAME", "dummy"),
+            ("CNI_PATH", "dummy"),
+        ],
         "not json at all",
     );
     assert_eq!(r.code, 0);
@@ -48,7 +60,11 @@ fn version_answers_seven_versions_without_reading_anything() {
 #[test]
 fn missing_variables_are_listed_together() {
     assert_error(
-        &[("CNI_COMMAND", "ADD"), ("CNI_CONTAINERID", "abc"), ("CNI_PATH", "/x")],
+        &[
+            ("CNI_COMMAND", "ADD"),
+            ("CNI_CONTAINERID", "abc"),
+            ("CNI_PATH", "/x"),
+        ],
         NODE,
         json!({"cniVersion":"1.1.0","code":4,"msg":"required env variables [CNI_NETNS,CNI_IFNAME] missing"}),
     );
@@ -69,12 +85,19 @@ fn interface_name_rules() {
     for (ifname, msg) in [
         ("abcdefghijklmnop", "interface name is too long"),
         (".", "interface name is . or .."),
-        ("a/b", "interface name contains / or : or whitespace characters"),
+        (
+            "a/b",
+            "interface name contains / or : or whitespace characters",
+        ),
     ] {
         let r = plexus(&with("ADD", "CNI_IFNAME", ifname), NODE);
         assert_ne!(r.code, 0);
         let doc = r.json();
-        assert_eq!((doc["code"].as_u64(), doc["msg"].as_str()), (Some(4), Some(msg)), "{ifname}: {doc}");
+        assert_eq!(
+            (doc["code"].as_u64(), doc["msg"].as_str()),
+            (Some(4), Some(msg)),
+            "{ifname}: {doc}"
+        );
     }
 }
 
@@ -89,11 +112,20 @@ fn container_id_must_start_alphanumeric() {
 
 #[test]
 fn stdin_must_be_a_named_json_config() {
-    assert_error(&full("ADD"), "{}", json!({"cniVersion":"1.1.0","code":7,"msg":"missing network name"}));
+    assert_error(
+        &full("ADD"),
+        "{}",
+        json!({"cniVersion":"1.1.0","code":7,"msg":"missing network name"}),
+    );
     let r = plexus(&full("ADD"), "this is not json");
     assert_ne!(r.code, 0);
     assert_eq!(r.json()["code"], 6);
-    assert!(r.json()["msg"].as_str().unwrap().starts_with("error unmarshalling network config"));
+    assert!(
+        r.json()["msg"]
+            .as_str()
+            .unwrap()
+            .starts_with("error unmarshalling network config")
+    );
 }
 
 #[test]
@@ -143,5 +175,31 @@ fn no_cluster_network_is_an_actionable_config_error() {
     let r = plexus(&full("ADD"), NODE);
     assert_ne!(r.code, 0);
     assert_eq!(r.json()["code"], 7);
-    assert_eq!(r.json()["msg"], "node config \"plexus\" has no cluster network");
+    assert_eq!(
+        r.json()["msg"],
+        "node config \"plexus\" has no cluster network"
+    );
+}
+
+#[test]
+fn a_panic_still_prints_one_code_999_error_document() {
+    let r = plexus(
+        &[("CNI_COMMAND", "VERSION"), ("PLEXUS_DEBUG_PANIC", "1")],
+        "",
+    );
+    assert_ne!(r.code, 0);
+    let doc = r.json();
+    assert_eq!(doc["code"], 999);
+    assert_eq!(doc["cniVersion"], "1.1.0");
+    assert!(
+        doc["msg"].as_str().unwrap().starts_with("plexus bug: "),
+        "{doc}"
+    );
+    assert_eq!(
+        r.stdout.lines().count(),
+        1,
+        "exactly one document: {:?}",
+        r.stdout
+    );
+    assert!(r.stderr.contains("plexus panicked"), "{}", r.stderr);
 }

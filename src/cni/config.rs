@@ -264,28 +264,41 @@ mod tests {
         let raw = br#"{"cniVersion":"1.0.0","name":"l","plugins":[{"type":"bridge"},{"type":"tuning","capabilities":{"mac":true,"ips":false}}]}"#;
         let c = NetworkConfig::parse(raw).unwrap();
         assert_eq!(c.plugins().len(), 2);
-        assert_eq!(c.plugins()[1].capabilities().collect::<Vec<_>>(), vec!["mac"]);
+        assert_eq!(
+            c.plugins()[1].capabilities().collect::<Vec<_>>(),
+            vec!["mac"]
+        );
         assert_eq!(c.validate("l").unwrap(), Version::V1_0_0);
     }
 
     #[test]
     fn errors() {
-        assert_eq!(NetworkConfig::parse(b"nope").unwrap_err().code(), Code::DECODE);
-        assert_eq!(NetworkConfig::parse(b"[]").unwrap_err().code(), Code::DECODE);
+        assert_eq!(
+            NetworkConfig::parse(b"nope").unwrap_err().code(),
+            Code::DECODE
+        );
+        assert_eq!(
+            NetworkConfig::parse(b"[]").unwrap_err().code(),
+            Code::DECODE
+        );
         let e = NetworkConfig::parse(br#"{"name":"l","plugins":{}}"#).unwrap_err();
         assert_eq!(e.code(), Code::INVALID_CONFIG);
         let e = NetworkConfig::parse(br#"{"name":"l","plugins":[1]}"#).unwrap_err();
         assert_eq!(e.msg(), "conflist \"l\": plugins[0] must be an object");
         let c = NetworkConfig::parse(br#"{"name":"l","cniVersion":"1.0.0","plugins":[]}"#).unwrap();
         assert_eq!(c.validate("l").unwrap_err().code(), Code::INVALID_CONFIG);
-        let c = NetworkConfig::parse(br#"{"name":"l","cniVersion":"1.0.0","plugins":[{"type":""}]}"#)
-            .unwrap();
+        let c =
+            NetworkConfig::parse(br#"{"name":"l","cniVersion":"1.0.0","plugins":[{"type":""}]}"#)
+                .unwrap();
         assert_eq!(
             c.validate("l").unwrap_err().msg(),
             "network \"l\": plugins[0] has no \"type\""
         );
         let c = NetworkConfig::parse(br#"{"name":"x","cniVersion":"9.9.9","type":"t"}"#).unwrap();
-        assert_eq!(c.validate("x").unwrap_err().code(), Code::INCOMPATIBLE_VERSION);
+        assert_eq!(
+            c.validate("x").unwrap_err().code(),
+            Code::INCOMPATIBLE_VERSION
+        );
         let c = NetworkConfig::parse(br#"{"name":"x","type":"t"}"#).unwrap();
         assert_eq!(c.validate("x").unwrap(), Version::V0_1_0);
     }

@@ -138,7 +138,11 @@ impl CniArgs {
             }
         };
         if !ignore {
-            if let Some((k, _)) = args.pairs.iter().find(|(k, _)| !KNOWN_ARGS.contains(&k.as_str())) {
+            if let Some((k, _)) = args
+                .pairs
+                .iter()
+                .find(|(k, _)| !KNOWN_ARGS.contains(&k.as_str()))
+            {
                 return Err(Error::invalid_env(
                     format!("CNI_ARGS: unknown key {k:?}"),
                     "plexus knows IgnoreUnknown and K8S_POD_*; add IgnoreUnknown=true to pass other keys",
@@ -273,7 +277,10 @@ pub fn validate_ifname(name: &str) -> Result<(), Error> {
     if name == "." || name == ".." {
         return Err(Error::invalid_env("interface name is . or ..", name));
     }
-    if name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace()) {
+    if name
+        .chars()
+        .any(|c| c == '/' || c == ':' || c.is_whitespace())
+    {
         return Err(Error::invalid_env(
             "interface name contains / or : or whitespace characters",
             name,
@@ -318,14 +325,20 @@ mod tests {
     fn full_add_env_parses() {
         let e = env(&FULL).unwrap();
         assert_eq!(e.command, Command::Add);
-        assert_eq!(e.path, vec![PathBuf::from("/opt/cni/bin"), PathBuf::from("/usr/lib/cni")]);
+        assert_eq!(
+            e.path,
+            vec![PathBuf::from("/opt/cni/bin"), PathBuf::from("/usr/lib/cni")]
+        );
         assert_eq!(e.netns.as_deref(), Some("/run/netns/x"));
     }
 
     #[test]
     fn all_missing_named_together_in_skel_order() {
         let e = env(&[("CNI_COMMAND", "ADD"), ("CNI_CONTAINERID", "a")]).unwrap_err();
-        assert_eq!(e.msg(), "required env variables [CNI_NETNS,CNI_IFNAME,CNI_PATH] missing");
+        assert_eq!(
+            e.msg(),
+            "required env variables [CNI_NETNS,CNI_IFNAME,CNI_PATH] missing"
+        );
         assert_eq!(e.code(), Code::INVALID_ENV);
         let e = env(&[]).unwrap_err();
         assert_eq!(e.msg(), "required env variables [CNI_COMMAND] missing");
@@ -356,12 +369,25 @@ mod tests {
             ("abcdefghijklmnop", "interface name is too long"),
             (".", "interface name is . or .."),
             ("..", "interface name is . or .."),
-            ("a/b", "interface name contains / or : or whitespace characters"),
-            ("a:b", "interface name contains / or : or whitespace characters"),
-            ("a b", "interface name contains / or : or whitespace characters"),
+            (
+                "a/b",
+                "interface name contains / or : or whitespace characters",
+            ),
+            (
+                "a:b",
+                "interface name contains / or : or whitespace characters",
+            ),
+            (
+                "a b",
+                "interface name contains / or : or whitespace characters",
+            ),
         ] {
             let e = validate_ifname(name).unwrap_err();
-            assert_eq!((e.msg().as_str(), e.code()), (msg, Code::INVALID_ENV), "{name}");
+            assert_eq!(
+                (e.msg().as_str(), e.code()),
+                (msg, Code::INVALID_ENV),
+                "{name}"
+            );
         }
         assert!(validate_ifname("abcdefghijklmno").is_ok());
     }
@@ -392,6 +418,9 @@ mod tests {
         assert!(CniArgs::parse("IgnoreUnknown=maybe").is_err());
         assert!(CniArgs::parse("novalue").is_err());
         assert!(CniArgs::parse("=v").is_err());
-        assert_eq!(CniArgs::parse("A=b=c;IgnoreUnknown=true").unwrap().get("A"), Some("b=c"));
+        assert_eq!(
+            CniArgs::parse("A=b=c;IgnoreUnknown=true").unwrap().get("A"),
+            Some("b=c")
+        );
     }
 }

@@ -76,6 +76,18 @@ pub enum DelegateFailure {
     Io { cause: String },
 }
 
+/// A failed delegate run: which plugin, for which network, doing what, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DelegateError {
+    /// The plugin `type`.
+    pub plugin: String,
+    /// The network the config serves (e.g. `default/macvlan-a`).
+    pub network: String,
+    /// The CNI command that was run.
+    pub command: String,
+    pub failure: DelegateFailure,
+}
+
 /// Everything that can go wrong in plexus. One enum, one mapping to CNI codes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
@@ -103,20 +115,17 @@ pub enum Error {
     /// An I/O operation of plexus itself failed.
     #[error("{context}: {cause}")]
     Io { context: String, cause: String },
-    /// A delegate plugin failed; names the plugin and the network it served.
-    #[error("{}", delegate_msg(.plugin, .network, .command, .failure))]
-    Delegate {
-        plugin: String,
-        network: String,
-        command: String,
-        failure: DelegateFailure,
-    },
+    /// A delegate plugin failed; names the plugin and the network it served. Boxed: errors
+    /// are the cold path and the `Result`s of the hot path stay small.
+    #[error("{}", delegate_msg(.0))]
+    Delegate(Box<DelegateError>),
     /// A bug or an unexpected state inside plexus.
     #[error("{0}")]
     Internal(String),
 }
 
-fn delegate_msg(plugin: &str, network: &str, command: &str, f: &DelegateFailure) -> String {
+fn delegate_msg(d: &DelegateError) -> String {
+    let (plugin, network, command, f) = (&d.plugin, &d.network, &d.command, &d.failure);
     let who = format!("delegate plugin {plugin:?} for network {network:?} ({command})");
     match f {
         DelegateFailure::Reported { msg, .. } => format!("{who} failed: {msg}"),
@@ -124,7 +133,10 @@ fn delegate_msg(plugin: &str, network: &str, command: &str, f: &DelegateFailure)
             format!("{who} exited with status {status} and printed no error")
         }
         DelegateFailure::Signaled { signal, .. } => {
-            format!("{who} was killed by signal {signal} ({})", signal_name(*signal))
+            format!(
+                "{who} was killed by signal {signal} ({})",
+                signal_name(*signal)
+            )
         }
         DelegateFailure::Garbage { .. } => {
             format!("{who} printed output that is neither a CNI result nor a CNI error")
@@ -217,7 +229,7 @@ impl Error {
             Error::Conversion(_) => Code::INCOMPATIBLE_VERSION,
             Error::Io { .. } => Code::IO,
             Error::Internal(_) => Code::INTERNAL,
-            Error::Delegate { failure, .. } => match failure {
+            Error::Delegate(d) => match &d.failure {
                 // A delegate's own code is kept, so "try again later" (11) and friends reach
                 // the runtime unchanged.
                 DelegateFailure::Reported { code, .. } => *code,
@@ -246,7 +258,7 @@ impl Error {
             | Error::Decode { details, .. }
             | Error::InvalidConfig { details, .. }
             | Error::IncompatibleVersion { details, .. } => details.clone(),
-            Error::Delegate { failure, .. } => match failure {
+            Error::Delegate(d) => match &d.failure {
                 DelegateFailure::Reported { details, .. } => details.clone(),
                 DelegateFailure::SilentExit { stderr, .. }
                 | DelegateFailure::Signaled { stderr, .. } => {
@@ -296,7 +308,10 @@ mod tests {
     fn missing_env_names_all_variables() {
         let e = Error::MissingEnv(vec!["CNI_NETNS", "CNI_IFNAME"]);
         assert_eq!(e.code(), Code::INVALID_ENV);
-        assert_eq!(e.msg(), "required env variables [CNI_NETNS,CNI_IFNAME] missing");
+        assert_eq!(
+            e.msg(),
+            "required env variables [CNI_NETNS,CNI_IFNAME] missing"
+        );
         assert_eq!(
             e.to_json("1.1.0").to_string(),
             r#"{"cniVersion":"1.1.0","code":4,"msg":"required env variables [CNI_NETNS,CNI_IFNAME] missing"}"#
@@ -305,7 +320,7 @@ mod tests {
 
     #[test]
     fn delegate_errors_name_plugin_and_network_and_keep_reported_code() {
-        let e = Error::Delegate {
+        let e = Error::Delegate(Box::new(DelegateError {
             plugin: "macvlan".into(),
             network: "default/macvlan-a".into(),
             command: "ADD".into(),
@@ -314,7 +329,7 @@ mod tests {
                 msg: "busy".into(),
                 details: "d".into(),
             },
-        };
+        }));
         assert_eq!(e.code(), Code::TRY_AGAIN_LATER);
         assert_eq!(
             e.msg(),
@@ -333,7 +348,7 @@ mod tests {
 
     #[test]
     fn signal_death_names_the_signal() {
-        let e = Error::Delegate {
+        let e = Error::Delegate(Box::new(DelegateError {
             plugin: "p".into(),
             network: "n".into(),
             command: "DEL".into(),
@@ -341,7 +356,7 @@ mod tests {
                 signal: 9,
                 stderr: String::new(),
             },
-        };
+        }));
         assert!(e.msg().contains("signal 9 (SIGKILL)"), "{}", e.msg());
         assert_eq!(e.code(), Code::INTERNAL);
     }

@@ -10,5 +10,5 @@ pub mod version;
 
 pub use config::{NetworkConfig, PluginConf};
 pub use env::{CniArgs, Command, Env};
-pub use error::{Code, DelegateFailure, Error};
+pub use error::{Code, DelegateError, DelegateFailure, Error};
 pub use version::Version;

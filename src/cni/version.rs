@@ -114,9 +114,7 @@ pub fn gate(command: &str, config: Version) -> Result<(), Error> {
     if config < min {
         return Err(Error::incompatible(
             format!("config version does not allow {command}"),
-            format!(
-                "{command} needs cniVersion {min} or newer, the config is {config}"
-            ),
+            format!("{command} needs cniVersion {min} or newer, the config is {config}"),
         ));
     }
     Ok(())

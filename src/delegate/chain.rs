@@ -30,7 +30,9 @@ use serde_json::{Map, Value};
 
 use super::exec::{Exec, ExecRequest, interpret};
 use super::find::find;
-use crate::cni::{Command, DelegateFailure, Error, NetworkConfig, PluginConf, Version, result};
+use crate::cni::{
+    Command, DelegateError, DelegateFailure, Error, NetworkConfig, PluginConf, Version, result,
+};
 
 /// Everything about one call of a network config except the config itself.
 #[derive(Debug, Clone)]
@@ -97,7 +99,10 @@ impl<'e> Chain<'e> {
                     DelegateFailure::Garbage {
                         exit: Some(0),
                         output: doc.to_string(),
-                        cause: format!("its result cannot be used as a {version} result: {}", e.msg()),
+                        cause: format!(
+                            "its result cannot be used as a {version} result: {}",
+                            e.msg()
+                        ),
                     },
                 )
             })?;
@@ -129,7 +134,12 @@ impl<'e> Chain<'e> {
     }
 
     /// CHECK: every plugin in order with the final ADD result; stops at the first failure.
-    pub fn check(&self, net: &NetworkConfig, inv: &Invocation, prev_result: &Value) -> Result<(), Error> {
+    pub fn check(
+        &self,
+        net: &NetworkConfig,
+        inv: &Invocation,
+        prev_result: &Value,
+    ) -> Result<(), Error> {
         let version = net.validate(&inv.network)?;
         crate::cni::version::gate("CHECK", version)?;
         for (i, plugin) in net.plugins().iter().enumerate() {
@@ -182,7 +192,11 @@ impl<'e> Chain<'e> {
                 self.call(Command::Gc, net, i, plugin, inv, &inject).err()
             })
             .collect();
-        if errors.is_empty() { Ok(()) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
     }
 
     fn call(
@@ -221,27 +235,39 @@ impl<'e> Chain<'e> {
             timeout: inv.timeout,
         };
         let started = Instant::now();
-        let out = self.exec.run(&req).map_err(|f| fail(plugin, inv, command, f))?;
+        let out = self
+            .exec
+            .run(&req)
+            .map_err(|f| fail(plugin, inv, command, f))?;
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
         for line in String::from_utf8_lossy(&out.stderr).lines() {
             tracing::debug!(plugin = plugin.plugin_type(), network = %inv.network, "{line}");
         }
         let doc = interpret(&out, inv.timeout).map_err(|f| fail(plugin, inv, command, f));
         match &doc {
-            Ok(_) => tracing::debug!(plugin = plugin.plugin_type(), network = %inv.network, %command, elapsed_ms, "delegate done"),
-            Err(e) => tracing::warn!(plugin = plugin.plugin_type(), network = %inv.network, %command, elapsed_ms, error = %e, "delegate failed"),
+            Ok(_) => {
+                tracing::debug!(plugin = plugin.plugin_type(), network = %inv.network, %command, elapsed_ms, "delegate done")
+            }
+            Err(e) => {
+                tracing::warn!(plugin = plugin.plugin_type(), network = %inv.network, %command, elapsed_ms, error = %e, "delegate failed")
+            }
         }
         doc
     }
 }
 
-fn fail(plugin: &PluginConf, inv: &Invocation, command: Command, failure: DelegateFailure) -> Error {
-    Error::Delegate {
+fn fail(
+    plugin: &PluginConf,
+    inv: &Invocation,
+    command: Command,
+    failure: DelegateFailure,
+) -> Error {
+    Error::Delegate(Box::new(DelegateError {
         plugin: plugin.plugin_type().to_owned(),
         network: inv.network.clone(),
         command: command.as_str().to_owned(),
         failure,
-    }
+    }))
 }
 
 fn join_dirs(dirs: &[PathBuf]) -> String {
@@ -276,7 +302,10 @@ fn plugin_config(
     let mut obj = plugin.as_map().clone();
     if is_list {
         obj.insert("name".into(), Value::String(net.name().to_owned()));
-        obj.insert("cniVersion".into(), Value::String(net.cni_version_str().to_owned()));
+        obj.insert(
+            "cniVersion".into(),
+            Value::String(net.cni_version_str().to_owned()),
+        );
     }
     if let Some(prev) = inject.prev_result {
         obj.insert("prevResult".into(), prev.clone());
@@ -287,7 +316,8 @@ fn plugin_config(
     if let Some((k, v)) = inject.extra {
         obj.insert(k.into(), v.clone());
     }
-    serde_json::to_vec(&obj).map_err(|e| Error::Internal(format!("serialising a delegate config: {e}")))
+    serde_json::to_vec(&obj)
+        .map_err(|e| Error::Internal(format!("serialising a delegate config: {e}")))
 }
 
 #[cfg(test)]
@@ -297,10 +327,13 @@ mod tests {
     use serde_json::json;
     use std::cell::RefCell;
 
+    /// How a fake answers: (command, plugin, call number) -> output.
+    type Answer = Box<dyn Fn(&str, &str, usize) -> Output>;
+
     /// A fake Exec: records each request and answers from a script of outputs.
     struct Fake {
         calls: RefCell<Vec<(String, String, Value)>>,
-        answer: Box<dyn Fn(&str, &str, usize) -> Output>,
+        answer: Answer,
     }
 
     impl Exec for Fake {
@@ -314,7 +347,9 @@ mod tests {
             let plugin = req.path.file_name().unwrap().to_string_lossy().into_owned();
             let n = self.calls.borrow().len();
             let stdin: Value = serde_json::from_slice(req.stdin).unwrap();
-            self.calls.borrow_mut().push((cmd.clone(), plugin.clone(), stdin));
+            self.calls
+                .borrow_mut()
+                .push((cmd.clone(), plugin.clone(), stdin));
             Ok((self.answer)(&cmd, &plugin, n))
         }
     }
@@ -368,7 +403,9 @@ mod tests {
             }),
         };
         let net = NetworkConfig::parse(LIST.as_bytes()).unwrap();
-        let res = Chain::new(&fake).add(&net, &inv(vec![d.path().into()])).unwrap();
+        let res = Chain::new(&fake)
+            .add(&net, &inv(vec![d.path().into()]))
+            .unwrap();
         assert_eq!(res["interfaces"][0]["name"], "b");
         let calls = fake.calls.borrow();
         assert_eq!(
@@ -381,7 +418,10 @@ mod tests {
             vec!["type", "keep", "name", "cniVersion"]
         );
         assert_eq!(calls[1].2["prevResult"]["interfaces"][0]["name"], "a");
-        assert_eq!(calls[1].2["runtimeConfig"], json!({"mac":"aa:bb:cc:dd:ee:ff"}));
+        assert_eq!(
+            calls[1].2["runtimeConfig"],
+            json!({"mac":"aa:bb:cc:dd:ee:ff"})
+        );
     }
 
     #[test]
@@ -407,7 +447,10 @@ mod tests {
             .del(&net, &inv(vec![d.path().into()]), Some(&prev))
             .unwrap_err();
         assert_eq!(e.code().0, 5);
-        assert!(e.msg().contains(r#"delegate plugin "b" for network "ns/net" (DEL) failed: boom"#));
+        assert!(
+            e.msg()
+                .contains(r#"delegate plugin "b" for network "ns/net" (DEL) failed: boom"#)
+        );
         let calls = fake.calls.borrow();
         let order: Vec<_> = calls.iter().map(|c| c.1.as_str()).collect();
         assert_eq!(order, vec!["b", "a"]);
@@ -467,6 +510,10 @@ mod tests {
         Chain::new(&fake).gc(&new, &i, &valid).unwrap();
         let calls = fake.calls.borrow();
         assert_eq!(calls.len(), 2);
-        assert!(calls.iter().all(|c| c.0 == "GC" && c.2["cni.dev/valid-attachments"] == valid));
+        assert!(
+            calls
+                .iter()
+                .all(|c| c.0 == "GC" && c.2["cni.dev/valid-attachments"] == valid)
+        );
     }
 }

@@ -157,7 +157,11 @@ fn pidfd_open(pid: u32) -> Option<OwnedFd> {
 }
 
 /// Reads what is available; returns false at EOF.
-fn drain(r: &mut impl Read, buf: &mut Vec<u8>, cap: Option<usize>) -> Result<bool, DelegateFailure> {
+fn drain(
+    r: &mut impl Read,
+    buf: &mut Vec<u8>,
+    cap: Option<usize>,
+) -> Result<bool, DelegateFailure> {
     let mut chunk = [0u8; 8192];
     loop {
         match r.read(&mut chunk) {
@@ -188,11 +192,14 @@ impl Exec for ProcessExec {
         let mut child = self.spawn(req)?;
         let pgid = child.id();
         let result = self.supervise(&mut child, req, deadline);
-        if result.is_err() || matches!(result, Ok(ref o) if o.termination == Termination::TimedOut) {
+        if result.is_err() || matches!(result, Ok(ref o) if o.termination == Termination::TimedOut)
+        {
             kill_group(pgid);
         }
         // Always reap: a killed or finished child must not stay a zombie.
-        let status = child.wait().map_err(|e| io_fail("waiting for the plugin", e));
+        let status = child
+            .wait()
+            .map_err(|e| io_fail("waiting for the plugin", e));
         let mut out = result?;
         if out.termination != Termination::TimedOut {
             let status = status?;
@@ -221,9 +228,12 @@ impl ProcessExec {
         let mut stdin = child.stdin.take();
         let mut stdout = child.stdout.take();
         let mut stderr = child.stderr.take();
-        for fd in [stdout.as_ref().map(|f| f.as_fd()), stderr.as_ref().map(|f| f.as_fd())]
-            .into_iter()
-            .flatten()
+        for fd in [
+            stdout.as_ref().map(|f| f.as_fd()),
+            stderr.as_ref().map(|f| f.as_fd()),
+        ]
+        .into_iter()
+        .flatten()
         {
             set_nonblocking(&fd)?;
         }
@@ -265,7 +275,8 @@ impl ProcessExec {
             if pidfd.is_none() && stdout.is_none() && stderr.is_none() {
                 wait = wait.min(Duration::from_millis(2));
             }
-            let ms = u16::try_from(wait.as_millis().clamp(1, u128::from(u16::MAX))).unwrap_or(u16::MAX);
+            let ms =
+                u16::try_from(wait.as_millis().clamp(1, u128::from(u16::MAX))).unwrap_or(u16::MAX);
             let mut fds = Vec::with_capacity(4);
             let mut slots = [usize::MAX; 4];
             if let Some(s) = &stdin {
@@ -290,10 +301,14 @@ impl ProcessExec {
                 Err(e) => return Err(io_fail("polling plugin pipes", e)),
             }
             let ready = |slot: usize| -> bool {
-                slot != usize::MAX
-                    && fds[slot].revents().is_some_and(|r| !r.is_empty())
+                slot != usize::MAX && fds[slot].revents().is_some_and(|r| !r.is_empty())
             };
-            let (r_in, r_out, r_err, r_pid) = (ready(slots[0]), ready(slots[1]), ready(slots[2]), ready(slots[3]));
+            let (r_in, r_out, r_err, r_pid) = (
+                ready(slots[0]),
+                ready(slots[1]),
+                ready(slots[2]),
+                ready(slots[3]),
+            );
             drop(fds);
             if r_in {
                 if let Some(s) = stdin.as_mut() {
@@ -368,8 +383,16 @@ pub fn interpret(out: &Output, timeout: Duration) -> Result<Option<Value>, Deleg
             }
             match serde_json::from_str::<Value>(trimmed) {
                 Ok(v @ Value::Object(_)) => Ok(Some(v)),
-                Ok(_) => Err(garbage(Some(0), trimmed, "stdout is JSON but not an object")),
-                Err(e) => Err(garbage(Some(0), trimmed, &format!("stdout is not JSON: {e}"))),
+                Ok(_) => Err(garbage(
+                    Some(0),
+                    trimmed,
+                    "stdout is JSON but not an object",
+                )),
+                Err(e) => Err(garbage(
+                    Some(0),
+                    trimmed,
+                    &format!("stdout is not JSON: {e}"),
+                )),
             }
         }
         Termination::Exited(status) => {
@@ -382,14 +405,22 @@ pub fn interpret(out: &Output, timeout: Duration) -> Result<Option<Value>, Deleg
             let v: Value = match serde_json::from_str(trimmed) {
                 Ok(v) => v,
                 Err(e) => {
-                    return Err(garbage(Some(status), trimmed, &format!("stdout is not JSON: {e}")));
+                    return Err(garbage(
+                        Some(status),
+                        trimmed,
+                        &format!("stdout is not JSON: {e}"),
+                    ));
                 }
             };
             let code = v.get("code").and_then(Value::as_u64);
             match code {
                 Some(code) => Err(DelegateFailure::Reported {
                     code: Code(u32::try_from(code).unwrap_or(u32::MAX)),
-                    msg: v.get("msg").and_then(Value::as_str).unwrap_or("").to_owned(),
+                    msg: v
+                        .get("msg")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_owned(),
                     details: v
                         .get("details")
                         .and_then(Value::as_str)
@@ -448,7 +479,10 @@ mod tests {
     fn interpret_failure_forms() {
         assert_eq!(
             interpret(
-                &out(Termination::Exited(1), r#"{"code":11,"msg":"m","details":"d"}"#),
+                &out(
+                    Termination::Exited(1),
+                    r#"{"code":11,"msg":"m","details":"d"}"#
+                ),
                 T
             ),
             Err(DelegateFailure::Reported {
@@ -521,7 +555,11 @@ mod tests {
         let body = format!("sleep 600 & echo $! > {}; wait", pidfile.display());
         let o = run(&body, b"", Duration::from_millis(300));
         assert_eq!(o.termination, Termination::TimedOut);
-        let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+        let pid: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
         assert!(wait_gone(pid), "grandchild {pid} survived the timeout");
     }
 
@@ -534,7 +572,11 @@ mod tests {
         let o = run(&body, b"", Duration::from_secs(30));
         assert_eq!(o.termination, Termination::Exited(0));
         assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "{}");
-        let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+        let pid: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
         assert!(wait_gone(pid), "leftover {pid} survived");
     }
 
@@ -566,7 +608,11 @@ mod tests {
             match status {
                 Err(_) => return true,
                 // A zombie (state Z) is dead; only its parent's reaping is pending.
-                Ok(s) if s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')) => {
+                Ok(s)
+                    if s.rsplit(')')
+                        .next()
+                        .is_some_and(|r| r.trim_start().starts_with('Z')) =>
+                {
                     return true;
                 }
                 Ok(_) => std::thread::sleep(Duration::from_millis(10)),

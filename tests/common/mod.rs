@@ -19,7 +19,10 @@ impl Run {
     /// stdout parsed as the one JSON document it must be.
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
-            panic!("stdout is not exactly one JSON document ({e}): {:?}\nstderr: {}", self.stdout, self.stderr)
+            panic!(
+                "stdout is not exactly one JSON document ({e}): {:?}\nstderr: {}",
+                self.stdout, self.stderr
+            )
         })
     }
 }
@@ -36,7 +39,11 @@ pub fn plexus(env: &[(&str, &str)], stdin: &str) -> Run {
         .spawn()
         .expect("spawn plexus");
     // plexus may exit before reading stdin (env errors): a broken pipe is fine.
-    let _ = child.stdin.take().expect("stdin").write_all(stdin.as_bytes());
+    let _ = child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes());
     let out = child.wait_with_output().expect("wait plexus");
     Run {
         code: out.status.code().unwrap_or(-1),
@@ -46,7 +53,12 @@ pub fn plexus(env: &[(&str, &str)], stdin: &str) -> Run {
 }
 
 /// The env of an ADD for `netns`/`ifname`, with the K8S_POD_* args a kubelet runtime sends.
-pub fn attach_env<'a>(command: &'a str, netns: &'a str, ifname: &'a str, path: &'a str) -> Vec<(&'a str, &'a str)> {
+pub fn attach_env<'a>(
+    command: &'a str,
+    netns: &'a str,
+    ifname: &'a str,
+    path: &'a str,
+) -> Vec<(&'a str, &'a str)> {
     vec![
         ("CNI_COMMAND", command),
         ("CNI_CONTAINERID", "c0ffee"),

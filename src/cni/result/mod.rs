@@ -61,10 +61,6 @@
 //! [`Family::V04`]: crate::cni::version::Family::V04
 //! [`Family::V1`]: crate::cni::version::Family::V1
 
-// `Error` is over clippy's 128-byte threshold (its `Delegate` variant); its size is
-// error.rs's business, and every fallible function here returns it.
-#![allow(clippy::result_large_err)]
-
 mod cidr;
 mod decode;
 mod encode;

@@ -1,0 +1,299 @@
+//! The delegate invoker with Debian's real CNI plugins, in pod network namespaces inside a
+//! private sandbox (see `plexus_conformance::sandbox`). Needs root.
+//!
+//! Each test asserts what is in the kernel (`ip -j`) and on disk (host-local's leases), not
+//! only that the plugins returned success.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use plexus::cni::{NetworkConfig, Version, result::CniResult};
+use plexus::delegate::{Chain, Invocation, ProcessExec};
+use plexus_conformance::netns::{Netns, host_links, veth_pair};
+use plexus_conformance::sandbox;
+use serde_json::{Map, Value, json};
+
+use common::{DEBIAN_PLUGINS, attach_env, plexus};
+
+/// host-local's default lease directory (a tmpfs inside the sandbox).
+const LEASES: &str = "/var/lib/cni/networks";
+
+fn invocation(ns: &Netns, ifname: &str, network: &str, runtime: Value) -> Invocation {
+    let runtime_config: Map<String, Value> = runtime.as_object().cloned().unwrap_or_default();
+    Invocation {
+        network: network.into(),
+        container_id: "c0ffee".into(),
+        netns: Some(ns.path().display().to_string()),
+        ifname: ifname.into(),
+        cni_args: "IgnoreUnknown=true;K8S_POD_NAMESPACE=ns1;K8S_POD_NAME=pod1".into(),
+        plugin_dirs: vec![PathBuf::from(DEBIAN_PLUGINS)],
+        runtime_config,
+        timeout: Duration::from_secs(60),
+    }
+}
+
+/// The IP leases host-local holds for `network` (file names that are IP addresses).
+fn leases(network: &str) -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir(Path::new(LEASES).join(network)) else {
+        return vec![];
+    };
+    let mut v: Vec<String> = dir
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.parse::<std::net::IpAddr>().is_ok())
+        .collect();
+    v.sort();
+    v
+}
+
+fn only_lo(ns: &Netns) {
+    let names: Vec<String> = ns.links().into_iter().map(|l| l.name).collect();
+    assert_eq!(
+        names,
+        vec!["lo".to_string()],
+        "pod namespace must hold only lo"
+    );
+}
+
+fn parse(conf: &Value) -> NetworkConfig {
+    NetworkConfig::parse(conf.to_string().as_bytes()).expect("config parses")
+}
+
+/// The address of the result's first IP, and the interface it points at.
+fn first_ip(res: &Value) -> (String, String) {
+    let (_, r) = CniResult::from_value(res).expect("valid result");
+    let ip = &r.ips[0];
+    let iface = ip
+        .interface
+        .map(|i| r.interfaces[i].name.clone())
+        .unwrap_or_default();
+    (ip.address.clone(), iface)
+}
+
+#[test]
+fn bridge_host_local_add_check_del() {
+    sandbox::run("bridge_host_local_add_check_del", || {
+        let ns = Netns::new("pod");
+        let conf = json!({
+            "cniVersion": "1.0.0", "name": "brnet", "type": "bridge", "bridge": "plxbr0",
+            "isGateway": true, "ipMasq": false,
+            "ipam": {"type": "host-local", "subnet": "10.77.0.0/24", "routes": [{"dst": "0.0.0.0/0"}]}
+        });
+        let net = parse(&conf);
+        let exec = ProcessExec::default();
+        let chain = Chain::new(&exec);
+        let inv = invocation(&ns, "eth0", "brnet", json!({}));
+
+        let res = chain.add(&net, &inv).expect("ADD");
+        assert_eq!(res["cniVersion"], "1.0.0");
+        let (addr, iface) = first_ip(&res);
+        assert_eq!(iface, "eth0");
+        let eth0 = ns.link("eth0").expect("eth0 in the pod");
+        assert_eq!(eth0.ipv4(), vec![addr.as_str()]);
+        let routes = ns.routes(4);
+        assert!(
+            routes
+                .iter()
+                .any(|r| r["dst"] == "default" && r["gateway"] == "10.77.0.1"),
+            "default route via the bridge gateway: {routes:?}"
+        );
+        assert!(
+            host_links()
+                .iter()
+                .any(|l| l.name == "plxbr0" && l.kind.as_deref() == Some("bridge"))
+        );
+        let ip = addr.split('/').next().unwrap().to_string();
+        assert_eq!(leases("brnet"), vec![ip]);
+
+        chain.check(&net, &inv, &res).expect("CHECK");
+
+        chain.del(&net, &inv, Some(&res)).expect("DEL");
+        only_lo(&ns);
+        assert_eq!(
+            leases("brnet"),
+            Vec::<String>::new(),
+            "host-local must hold no lease after DEL"
+        );
+        // DEL is idempotent.
+        chain.del(&net, &inv, Some(&res)).expect("second DEL");
+    });
+}
+
+#[test]
+fn macvlan_on_a_veth_master() {
+    sandbox::run("macvlan_on_a_veth_master", || {
+        veth_pair("plxup0", "plxup0p");
+        let ns = Netns::new("pod");
+        let conf = json!({
+            "cniVersion": "1.0.0", "name": "mvnet", "type": "macvlan", "master": "plxup0", "mode": "bridge",
+            "ipam": {"type": "host-local", "subnet": "10.78.0.0/24"}
+        });
+        let net = parse(&conf);
+        let exec = ProcessExec::default();
+        let chain = Chain::new(&exec);
+        let inv = invocation(&ns, "net1", "ns1/mvnet", json!({}));
+        let res = chain.add(&net, &inv).expect("ADD");
+        let (addr, _) = first_ip(&res);
+        let l = ns.link("net1").expect("net1");
+        assert_eq!(l.kind.as_deref(), Some("macvlan"));
+        assert_eq!(l.ipv4(), vec![addr.as_str()]);
+        chain.del(&net, &inv, Some(&res)).expect("DEL");
+        only_lo(&ns);
+        assert!(leases("mvnet").is_empty());
+    });
+}
+
+#[test]
+fn ptp_creates_and_removes_both_ends() {
+    sandbox::run("ptp_creates_and_removes_both_ends", || {
+        let ns = Netns::new("pod");
+        let before = host_links().len();
+        let conf = json!({
+            "cniVersion": "0.4.0", "name": "ptpnet", "type": "ptp", "ipMasq": false,
+            "ipam": {"type": "host-local", "subnet": "10.79.0.0/24"}
+        });
+        let net = parse(&conf);
+        let exec = ProcessExec::default();
+        let chain = Chain::new(&exec);
+        let inv = invocation(&ns, "eth0", "ptpnet", json!({}));
+        let res = chain.add(&net, &inv).expect("ADD");
+        // A 0.4.0 config gets a 0.4.0 result (ips carry "version").
+        assert_eq!(res["cniVersion"], "0.4.0");
+        assert_eq!(res["ips"][0]["version"], "4");
+        let (addr, _) = first_ip(&res);
+        assert_eq!(ns.link("eth0").expect("eth0").kind.as_deref(), Some("veth"));
+        assert_eq!(ns.link("eth0").unwrap().ipv4(), vec![addr.as_str()]);
+        assert_eq!(
+            host_links().len(),
+            before + 1,
+            "the host end of the veth exists"
+        );
+        chain.del(&net, &inv, Some(&res)).expect("DEL");
+        only_lo(&ns);
+        plexus_conformance::wait_until(
+            "host end of the ptp veth to go",
+            Duration::from_secs(10),
+            || host_links().len() == before,
+        );
+        assert!(leases("ptpnet").is_empty());
+    });
+}
+
+#[test]
+fn conflist_bridge_then_tuning_applies_runtime_mac() {
+    sandbox::run("conflist_bridge_then_tuning_applies_runtime_mac", || {
+        let ns = Netns::new("pod");
+        let conf = json!({
+            "cniVersion": "1.0.0", "name": "tuned",
+            "plugins": [
+                {"type": "bridge", "bridge": "plxbr1", "ipam": {"type": "host-local", "subnet": "10.81.0.0/24"}},
+                {"type": "tuning", "capabilities": {"mac": true}}
+            ]
+        });
+        let net = parse(&conf);
+        let exec = ProcessExec::default();
+        let chain = Chain::new(&exec);
+        let mac = "0a:58:0a:51:00:99";
+        // `ips` is offered too but no plugin declares it: it must not reach anyone.
+        let inv = invocation(
+            &ns,
+            "eth0",
+            "tuned",
+            json!({"mac": mac, "ips": ["10.81.0.50/24"]}),
+        );
+        let res = chain.add(&net, &inv).expect("ADD");
+        assert_eq!(
+            ns.link("eth0").expect("eth0").mac,
+            mac,
+            "tuning set the requested MAC"
+        );
+        let (addr, _) = first_ip(&res);
+        assert_ne!(addr, "10.81.0.50/24");
+        let sandbox_if = res["interfaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["sandbox"].is_string())
+            .expect("a sandbox interface");
+        assert_eq!(
+            sandbox_if["mac"], mac,
+            "the final result reports the new MAC"
+        );
+        chain.del(&net, &inv, Some(&res)).expect("DEL");
+        only_lo(&ns);
+        assert!(leases("tuned").is_empty());
+    });
+}
+
+#[test]
+fn static_ipam_on_macvlan() {
+    sandbox::run("static_ipam_on_macvlan", || {
+        veth_pair("plxup1", "plxup1p");
+        let ns = Netns::new("pod");
+        let conf = json!({
+            "cniVersion": "1.0.0", "name": "staticnet", "type": "macvlan", "master": "plxup1",
+            "ipam": {"type": "static", "addresses": [{"address": "10.80.0.5/24", "gateway": "10.80.0.1"}],
+                     "routes": [{"dst": "192.0.2.0/24"}]}
+        });
+        let net = parse(&conf);
+        let exec = ProcessExec::default();
+        let chain = Chain::new(&exec);
+        let inv = invocation(&ns, "net1", "staticnet", json!({}));
+        let res = chain.add(&net, &inv).expect("ADD");
+        assert_eq!(first_ip(&res).0, "10.80.0.5/24");
+        assert_eq!(ns.link("net1").expect("net1").ipv4(), vec!["10.80.0.5/24"]);
+        let routes = ns.routes(4);
+        assert!(
+            routes
+                .iter()
+                .any(|r| r["dst"] == "192.0.2.0/24" && r["gateway"] == "10.80.0.1"),
+            "{routes:?}"
+        );
+        chain.del(&net, &inv, Some(&res)).expect("DEL");
+        only_lo(&ns);
+    });
+}
+
+/// The binary end to end: a runtime calls plexus whose node config names a bridge conflist as
+/// the cluster network; the result comes back in the node config's version.
+#[test]
+fn plexus_binary_runs_the_cluster_network() {
+    sandbox::run("plexus_binary_runs_the_cluster_network", || {
+        let ns = Netns::new("pod");
+        let netns = ns.path().display().to_string();
+        let node = json!({
+            "cniVersion": "0.3.1", "name": "plexus-net", "type": "plexus", "binDir": "/nonexistent",
+            "delegates": [{
+                "cniVersion": "1.0.0", "name": "cluster",
+                "plugins": [{"type": "bridge", "bridge": "plxbr2", "isGateway": true,
+                             "ipam": {"type": "host-local", "subnet": "10.82.0.0/24"}}]
+            }]
+        });
+        let add = plexus(
+            &attach_env("ADD", &netns, "eth0", DEBIAN_PLUGINS),
+            &node.to_string(),
+        );
+        assert_eq!(add.code, 0, "{add:?}");
+        let res = add.json();
+        assert_eq!(res["cniVersion"], "0.3.1");
+        assert_eq!(res["ips"][0]["version"], "4");
+        let (addr, iface) = first_ip(&res);
+        assert_eq!(iface, "eth0");
+        assert_eq!(ns.link("eth0").expect("eth0").ipv4(), vec![addr.as_str()]);
+        assert_eq!(leases("cluster").len(), 1);
+
+        // DEL as libcni sends it: with the cached result as prevResult.
+        let mut del_conf = node.clone();
+        del_conf["prevResult"] = res.clone();
+        let del = plexus(
+            &attach_env("DEL", &netns, "eth0", DEBIAN_PLUGINS),
+            &del_conf.to_string(),
+        );
+        assert_eq!((del.code, del.stdout.as_str()), (0, ""), "{del:?}");
+        only_lo(&ns);
+        assert!(leases("cluster").is_empty());
+        // A result of the node version converts as the reference says.
+        assert_eq!(Version::parse("0.3.1"), Some(Version::V0_3_1));
+    });
+}
