@@ -7,6 +7,7 @@
 mod common;
 
 use std::path::Path;
+use std::time::Duration;
 
 use plexus_conformance::plugins::{self, fixtures_dir, recorded};
 use serde_json::{Value, json};
@@ -129,28 +130,14 @@ fn hanging_delegate_is_killed_at_the_timeout_with_its_process_group() {
         json!({"cniVersion":"1.1.0","code":11,
                "msg":"delegate plugin \"fake-hang\" for network \"fakenet\" (ADD) did not finish within 0.5s and was killed with its process group"}),
     );
-    for f in ["hang.pid", "hang-child.pid"] {
-        let pid: i32 = std::fs::read_to_string(d.path().join(f))
-            .unwrap_or_else(|e| panic!("{f}: {e}"))
-            .trim()
-            .parse()
-            .unwrap();
+    // Both pid files exist by now: the script wrote them before it was killed.
+    let (script, child) = plugins::wait_for_hang_pids(d.path(), Duration::from_secs(1));
+    for pid in [script, child] {
         plexus_conformance::wait_until(
-            &format!("process {pid} from {f} to be gone"),
-            std::time::Duration::from_secs(5),
-            || process_gone(pid),
+            &format!("fake-hang process {pid} to be gone"),
+            Duration::from_secs(5),
+            || !plugins::process_alive(pid),
         );
-    }
-}
-
-/// True when `pid` no longer runs (absent, or a zombie waiting for its new parent).
-fn process_gone(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(s) => s
-            .rsplit(')')
-            .next()
-            .is_some_and(|r| r.trim_start().starts_with('Z')),
     }
 }
 
