@@ -9,7 +9,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use plexus::cni::{NetworkConfig, Version, result::CniResult};
+use plexus::cni::{NetworkConfig, result::CniResult};
 use plexus::delegate::{Chain, Invocation, ProcessExec};
 use plexus_conformance::netns::{Netns, host_links, veth_pair};
 use plexus_conformance::sandbox;
@@ -263,7 +263,7 @@ fn plexus_binary_runs_the_cluster_network() {
         let ns = Netns::new("pod");
         let netns = ns.path().display().to_string();
         let node = json!({
-            "cniVersion": "0.3.1", "name": "plexus-net", "type": "plexus", "binDir": "/nonexistent",
+            "cniVersion": "0.4.0", "name": "plexus-net", "type": "plexus", "binDir": "/nonexistent",
             "delegates": [{
                 "cniVersion": "1.0.0", "name": "cluster",
                 "plugins": [{"type": "bridge", "bridge": "plxbr2", "isGateway": true,
@@ -276,24 +276,43 @@ fn plexus_binary_runs_the_cluster_network() {
         );
         assert_eq!(add.code, 0, "{add:?}");
         let res = add.json();
-        assert_eq!(res["cniVersion"], "0.3.1");
+        assert_eq!(
+            res["cniVersion"], "0.4.0",
+            "the result is in the node config's version"
+        );
         assert_eq!(res["ips"][0]["version"], "4");
         let (addr, iface) = first_ip(&res);
         assert_eq!(iface, "eth0");
         assert_eq!(ns.link("eth0").expect("eth0").ipv4(), vec![addr.as_str()]);
         assert_eq!(leases("cluster").len(), 1);
 
-        // DEL as libcni sends it: with the cached result as prevResult.
-        let mut del_conf = node.clone();
-        del_conf["prevResult"] = res.clone();
+        // CHECK and DEL as libcni sends them: with the cached result as prevResult.
+        let mut with_prev = node.clone();
+        with_prev["prevResult"] = res.clone();
+        let check = plexus(
+            &attach_env("CHECK", &netns, "eth0", DEBIAN_PLUGINS),
+            &with_prev.to_string(),
+        );
+        assert_eq!((check.code, check.stdout.as_str()), (0, ""), "{check:?}");
         let del = plexus(
             &attach_env("DEL", &netns, "eth0", DEBIAN_PLUGINS),
-            &del_conf.to_string(),
+            &with_prev.to_string(),
         );
         assert_eq!((del.code, del.stdout.as_str()), (0, ""), "{del:?}");
         only_lo(&ns);
         assert!(leases("cluster").is_empty());
-        // A result of the node version converts as the reference says.
-        assert_eq!(Version::parse("0.3.1"), Some(Version::V0_3_1));
+        // CHECK after DEL must fail: the interface is gone.
+        let check = plexus(
+            &attach_env("CHECK", &netns, "eth0", DEBIAN_PLUGINS),
+            &with_prev.to_string(),
+        );
+        assert_eq!(check.code, 1, "{check:?}");
+        assert!(
+            check.json()["msg"]
+                .as_str()
+                .unwrap()
+                .starts_with("delegate plugin \"bridge\" for network \"cluster\" (CHECK) failed"),
+            "{check:?}"
+        );
     });
 }
