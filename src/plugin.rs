@@ -7,7 +7,8 @@
 //! `cniVersion`, the command's version gate, and finally the command.
 //!
 //! **Current scope**: the cluster network is the first entry of the node config's
-//! `delegates`, run through [`Chain`] for ADD, DEL, CHECK, STATUS and GC. Secondary networks
+//! `delegates`, run through [`Chain`] for ADD, DEL, CHECK, STATUS and GC. A failed ADD is undone
+//! at once with a DEL of that network (see [`undo_add`]). Secondary networks
 //! from NetworkAttachmentDefinitions, the journal and rollback build on this.
 
 use std::io::Read;
@@ -117,7 +118,9 @@ fn dispatch(env: &Env, node: &NodeConfig, exec: &dyn Exec) -> Result<Option<Valu
         .map(|p| result::convert(p, delegate_version).unwrap_or_else(|_| p.clone()));
     match env.command {
         Command::Add => {
-            let res = chain.add(&net, &inv)?;
+            let res = chain
+                .add(&net, &inv)
+                .inspect_err(|_| undo_add(&chain, &net, &inv))?;
             result::convert(&res, node.version).map(Some).map_err(|e| {
                 Error::incompatible(
                     format!(
@@ -146,6 +149,17 @@ fn dispatch(env: &Env, node: &NodeConfig, exec: &dyn Exec) -> Result<Option<Valu
             chain.gc(&net, &inv, &valid).map(|()| None).map_err(combine)
         }
         Command::Version => Ok(Some(crate::cni::version::version_answer())),
+    }
+}
+
+/// Undoes a failed ADD of one network: DEL of the whole config (every plugin, in reverse,
+/// past failures), so that plugins which succeeded before the failing one release what they
+/// took. Runtimes also call DEL after a failed ADD, and DEL is idempotent, so this is safe to
+/// repeat. Its own failures are logged; the ADD error is what the runtime gets.
+fn undo_add(chain: &Chain<'_>, net: &crate::cni::NetworkConfig, inv: &Invocation) {
+    tracing::warn!(network = %inv.network, "ADD failed; undoing it with DEL");
+    if let Err(e) = chain.del(net, inv, None) {
+        tracing::error!(network = %inv.network, error = %e, "undoing the failed ADD also failed");
     }
 }
 

@@ -319,3 +319,47 @@ fn status_and_gc_are_forwarded_to_1_1_delegates() {
     );
     assert_eq!(calls[0].var("CNI_CONTAINERID"), None);
 }
+
+#[test]
+fn failed_add_in_a_conflist_is_undone_with_del_in_reverse() {
+    let d = tempfile::tempdir().unwrap();
+    let mut n: Value = serde_json::from_str(&node("unused", json!({}))).unwrap();
+    n["delegates"][0] = json!({"cniVersion": "1.0.0", "name": "fakelist",
+        "plugins": [{"type": "fake-record"}, {"type": "fake-fail-add"}]});
+    let r = call("ADD", d.path(), &n.to_string());
+    assert_error(
+        &r,
+        json!({"cniVersion":"1.1.0","code":11,
+               "msg":"delegate plugin \"fake-fail-add\" for network \"fakelist\" (ADD) failed: fake failure",
+               "details":"asked to fail"}),
+    );
+    let calls = recorded(d.path());
+    let seen: Vec<(&str, &str)> = calls
+        .iter()
+        .map(|c| {
+            (
+                c.command.as_str(),
+                c.stdin_json()["type"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .map(|(c, t)| {
+            (
+                c,
+                if t == "fake-record" {
+                    "fake-record"
+                } else {
+                    "fake-fail-add"
+                },
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("ADD", "fake-record"),
+            ("ADD", "fake-fail-add"),
+            ("DEL", "fake-fail-add"),
+            ("DEL", "fake-record"),
+        ]
+    );
+}

@@ -316,3 +316,35 @@ fn plexus_binary_runs_the_cluster_network() {
         );
     });
 }
+
+/// A conflist whose second plugin fails ADD: plexus undoes the bridge's work at once, so the
+/// pod holds only `lo` and host-local holds no lease, before any runtime retries.
+#[test]
+fn failed_add_leaves_no_interface_and_no_lease() {
+    sandbox::run("failed_add_leaves_no_interface_and_no_lease", || {
+        let ns = Netns::new("pod");
+        let netns = ns.path().display().to_string();
+        let node = json!({
+            "cniVersion": "1.0.0", "name": "plexus-net", "type": "plexus",
+            "binDir": plexus_conformance::plugins::fixtures_dir().display().to_string(),
+            "delegates": [{
+                "cniVersion": "1.0.0", "name": "halfway",
+                "plugins": [
+                    {"type": "bridge", "bridge": "plxbr3", "ipam": {"type": "host-local", "subnet": "10.83.0.0/24"}},
+                    {"type": "fake-fail-add"}
+                ]
+            }]
+        });
+        let add = plexus(
+            &attach_env("ADD", &netns, "eth0", DEBIAN_PLUGINS),
+            &node.to_string(),
+        );
+        assert_eq!(add.code, 1, "{add:?}");
+        assert_eq!(add.json()["code"], 11);
+        only_lo(&ns);
+        assert!(
+            leases("halfway").is_empty(),
+            "the bridge's lease was released"
+        );
+    });
+}
