@@ -12,6 +12,7 @@ need=""
 [ -x /usr/lib/cni/bridge ] || need="$need containernetworking-plugins"
 command -v ip >/dev/null 2>&1 || need="$need iproute2"
 command -v unshare >/dev/null 2>&1 || need="$need util-linux"
+command -v kubectl >/dev/null 2>&1 || need="$need kubernetes-client"
 if [ -n "$need" ]; then
     if [ "$(id -u)" != 0 ]; then
         echo "test.sh: missing packages:$need; run as root (or install them) first" >&2

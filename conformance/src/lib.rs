@@ -7,6 +7,8 @@
 //!   them through `ip -j`.
 //! * [`plugins`] locates the fake delegate plugins (POSIX `sh` scripts in
 //!   `fixtures/plugins/`) and reads back what they recorded.
+//! * [`apiserver`] is a stand-in for the Kubernetes API server (pods, NADs, events over real
+//!   HTTPS) with fault injection and request counters.
 //!
 //! Every wait in this crate is bounded: commands run with a deadline and
 //! conditions are polled with [`wait_until`], never slept on blindly.
@@ -31,6 +33,7 @@
 
 #![warn(missing_docs)]
 
+pub mod apiserver;
 pub mod netns;
 pub mod plugins;
 pub mod sandbox;

@@ -1,0 +1,126 @@
+//! Fault injection (latency, failed requests) and the request log (counters, records).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use super::api::Response;
+use super::status::{failure_body, reason_for};
+
+/// One request as the stand-in received it, for assertions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestRecord {
+    /// HTTP method: `GET`, `PATCH`, ...
+    pub method: String,
+    /// URL path, undecoded: `/api/v1/namespaces/default/pods/p/status`.
+    pub path: String,
+    /// Raw query string without `?` (empty when none).
+    pub query: String,
+    /// The `Content-Type` header, if sent.
+    pub content_type: Option<String>,
+    /// Every header, names lowercased, in the order received.
+    pub headers: Vec<(String, String)>,
+    /// The request body.
+    pub body: Vec<u8>,
+    /// The counter key this request was counted under (see [`super::ApiServer::counters`]).
+    pub key: String,
+    /// The HTTP status the stand-in answered.
+    pub status: u16,
+}
+
+impl RequestRecord {
+    /// The bearer token the request carried, if any.
+    pub fn bearer_token(&self) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == "authorization")
+            .and_then(|(_, v)| v.strip_prefix("Bearer "))
+    }
+
+    /// The body parsed as JSON (`Null` when it is empty or not JSON).
+    pub fn body_json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// Canned failure for the next `remaining` requests.
+struct Failure {
+    remaining: u32,
+    code: u16,
+    body: Vec<u8>,
+    content_type: String,
+}
+
+/// What the test asked the server to do wrong.
+#[derive(Default)]
+pub(crate) struct Faults {
+    pub latency: Duration,
+    failure: Option<Failure>,
+}
+
+impl Faults {
+    /// Arms `n` failures with a `Status` body for `code`.
+    pub fn fail_next(&mut self, n: u32, code: u16) {
+        let reason = reason_for(code);
+        let body = failure_body(
+            code,
+            reason,
+            &format!("injected failure: HTTP {code} from the plexus API stand-in"),
+            None,
+        );
+        self.fail_next_with_body(n, code, body, "application/json");
+    }
+
+    /// Arms `n` failures answering `body` verbatim.
+    pub fn fail_next_with_body(&mut self, n: u32, code: u16, body: Vec<u8>, content_type: &str) {
+        self.failure = (n > 0).then(|| Failure {
+            remaining: n,
+            code,
+            body,
+            content_type: content_type.to_owned(),
+        });
+    }
+
+    /// The injected response for this request, if a failure is armed.
+    pub fn take_failure(&mut self) -> Option<Response> {
+        let f = self.failure.as_mut()?;
+        f.remaining -= 1;
+        let mut resp = Response {
+            status: f.code,
+            content_type: f.content_type.clone(),
+            headers: Vec::new(),
+            body: f.body.clone(),
+        };
+        if f.code == 429 {
+            // The real server's priority-and-fairness rejections always say when to retry.
+            resp.headers.push(("Retry-After".into(), "1".into()));
+        }
+        if f.remaining == 0 {
+            self.failure = None;
+        }
+        Some(resp)
+    }
+}
+
+/// At most this many [`RequestRecord`]s are kept (the oldest are dropped), so a long demo run
+/// does not grow without bound. Counters are never dropped.
+pub(crate) const MAX_RECORDS: usize = 10_000;
+
+/// Counters and recent requests.
+#[derive(Default)]
+pub(crate) struct Log {
+    pub counters: BTreeMap<String, u64>,
+    pub records: VecDeque<RequestRecord>,
+}
+
+impl Log {
+    pub fn count(&mut self, key: &str) {
+        *self.counters.entry(key.to_owned()).or_default() += 1;
+    }
+
+    pub fn record(&mut self, r: RequestRecord) {
+        if self.records.len() == MAX_RECORDS {
+            self.records.pop_front();
+        }
+        self.records.push_back(r);
+    }
+}

@@ -1,0 +1,145 @@
+//! Runs plexus's Kubernetes API stand-in until SIGTERM or SIGINT, for demos and manual testing.
+//!
+//! ```text
+//! plexus-apiserver [--load DIR_OR_FILE]... [--kubeconfig PATH] [--port N] [--token T]
+//! ```
+//!
+//! Loads every `.yaml`/`.yml` under each `--load` path (e.g. `examples/`), writes a kubeconfig
+//! (mode 0600) with the generated CA and token when `--kubeconfig` is given, prints the URL on
+//! stdout and serves on `127.0.0.1` until signalled. Then
+//! `kubectl --kubeconfig PATH get pods,net-attach-def` works against it.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use plexus_conformance::apiserver::{ApiServer, Options};
+
+const USAGE: &str =
+    "usage: plexus-apiserver [--load DIR_OR_FILE]... [--kubeconfig PATH] [--port N] [--token T]";
+
+struct Args {
+    load: Vec<PathBuf>,
+    kubeconfig: Option<PathBuf>,
+    options: Options,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        load: Vec::new(),
+        kubeconfig: None,
+        options: Options::default(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
+            _ => (arg.clone(), None),
+        };
+        if flag == "--help" || flag == "-h" {
+            println!("{USAGE}");
+            std::process::exit(0);
+        }
+        let mut value = || {
+            inline
+                .clone()
+                .or_else(|| it.next())
+                .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))
+        };
+        match flag.as_str() {
+            "--load" => args.load.push(value()?.into()),
+            "--kubeconfig" => args.kubeconfig = Some(value()?.into()),
+            "--port" => {
+                let v = value()?;
+                args.options.port = v.parse().map_err(|_| format!("bad --port {v:?}"))?;
+            }
+            "--token" => args.options.token = Some(value()?),
+            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+        }
+    }
+    Ok(args)
+}
+
+/// Blocks SIGTERM and SIGINT in this thread (and so in every thread started after), so that
+/// `sigwait` receives them.
+fn block_signals() -> libc::sigset_t {
+    // SAFETY: plain libc signal-mask calls on a local, initialised sigset_t.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+fn wait_for_signal(set: &libc::sigset_t) -> i32 {
+    let mut sig = 0;
+    // SAFETY: `set` is initialised and `sig` is a valid out-pointer.
+    let rc = unsafe { libc::sigwait(set, &mut sig) };
+    if rc != 0 { libc::SIGTERM } else { sig }
+}
+
+/// What `ApiServer::write_kubeconfig` does, with the error returned instead of a panic.
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    f.write_all(text.as_bytes())
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("plexus-apiserver: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let signals = block_signals();
+    let api = match ApiServer::try_start_with(args.options) {
+        Ok(api) => api,
+        Err(e) => {
+            eprintln!("plexus-apiserver: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for path in &args.load {
+        let loaded = if path.is_dir() {
+            api.load_yaml_dir(path)
+        } else {
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("reading {}: {e}", path.display()))
+                .and_then(|text| api.load_yaml_str(&text))
+        };
+        match loaded {
+            Ok(n) => eprintln!(
+                "plexus-apiserver: loaded {n} objects from {}",
+                path.display()
+            ),
+            Err(e) => {
+                eprintln!("plexus-apiserver: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    if let Some(path) = &args.kubeconfig {
+        if let Err(e) = write_private(path, &api.kubeconfig()) {
+            eprintln!("plexus-apiserver: writing {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+        eprintln!("plexus-apiserver: wrote {}", path.display());
+    }
+    println!("{}", api.url());
+    let _ = std::io::stdout().flush();
+    let sig = wait_for_signal(&signals);
+    eprintln!("plexus-apiserver: signal {sig}, stopping");
+    drop(api);
+    ExitCode::SUCCESS
+}
