@@ -9,6 +9,7 @@
 
 pub mod cni;
 pub mod delegate;
+pub mod k8s;
 pub mod log;
 pub mod node;
 pub mod plugin;

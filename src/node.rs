@@ -13,6 +13,15 @@
 //!   `warn`; default `warn`), `logFile`, `logToStderr` (default true);
 //! - `delegateTimeoutSeconds` (plexus's own key, default 120): the deadline of each delegate
 //!   plugin process;
+//! - `kubeconfig`: the Kubernetes client's configuration (without it, and outside a cluster,
+//!   plexus reads no annotation);
+//! - `confDir` (default `/etc/cni/multus/net.d`): where NADs with an empty `spec.config` find
+//!   their config;
+//! - `namespaceIsolation` (default false), `globalNamespaces` (a comma-separated string as in
+//!   Multus, or a list), `systemNamespaces` (default `["kube-system"]`), `multusNamespace`
+//!   (default `kube-system`, the namespace of default-network names);
+//! - `apiConnectTimeoutSeconds` (default 2) and `apiTimeoutSeconds` (default 5, every attempt
+//!   of one API call included): plexus's own bounds on the API;
 //! - the runtime's injections: `runtimeConfig`, `prevResult`, `cni.dev/valid-attachments`.
 
 use std::path::PathBuf;
@@ -27,9 +36,20 @@ pub const DEFAULT_BIN_DIR: &str = "/opt/cni/bin";
 /// Default per-delegate timeout.
 pub const DEFAULT_DELEGATE_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// Default confDir, as in Multus.
+pub const DEFAULT_CONF_DIR: &str = "/etc/cni/multus/net.d";
+
 /// The parsed node config.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
+    pub kubeconfig: Option<PathBuf>,
+    pub conf_dir: PathBuf,
+    pub namespace_isolation: bool,
+    pub global_namespaces: Vec<String>,
+    pub system_namespaces: Vec<String>,
+    pub multus_namespace: String,
+    pub api_connect_timeout: Duration,
+    pub api_timeout: Duration,
     pub name: String,
     pub version: Version,
     pub bin_dir: PathBuf,
@@ -89,17 +109,11 @@ impl NodeConfig {
             Some(Value::Bool(b)) => *b,
             Some(_) => return Err(bad_key("logToStderr", "true or false")),
         };
-        let delegate_timeout = match raw.get("delegateTimeoutSeconds") {
-            None | Some(Value::Null) => DEFAULT_DELEGATE_TIMEOUT,
-            Some(v) => match v.as_f64() {
-                Some(secs) if secs > 0.0 && secs <= 86_400.0 => Duration::from_secs_f64(secs),
-                _ => {
-                    return Err(bad_key(
-                        "delegateTimeoutSeconds",
-                        "a number of seconds in (0, 86400]",
-                    ));
-                }
-            },
+        let delegate_timeout = seconds(&raw, "delegateTimeoutSeconds", DEFAULT_DELEGATE_TIMEOUT)?;
+        let namespace_isolation = match raw.get("namespaceIsolation") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(bad_key("namespaceIsolation", "true or false")),
         };
         let runtime_config = match raw.get("runtimeConfig") {
             None | Some(Value::Null) => Map::new(),
@@ -107,6 +121,27 @@ impl NodeConfig {
             Some(_) => return Err(bad_key("runtimeConfig", "an object")),
         };
         Ok(NodeConfig {
+            kubeconfig: s("kubeconfig")?
+                .filter(|k| !k.is_empty())
+                .map(PathBuf::from),
+            conf_dir: s("confDir")?.map_or_else(|| PathBuf::from(DEFAULT_CONF_DIR), PathBuf::from),
+            namespace_isolation,
+            global_namespaces: names(&raw, "globalNamespaces")?.unwrap_or_default(),
+            system_namespaces: names(&raw, "systemNamespaces")?
+                .unwrap_or_else(|| vec!["kube-system".to_owned()]),
+            multus_namespace: s("multusNamespace")?
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| "kube-system".to_owned()),
+            api_connect_timeout: seconds(
+                &raw,
+                "apiConnectTimeoutSeconds",
+                crate::k8s::client::DEFAULT_CONNECT_TIMEOUT,
+            )?,
+            api_timeout: seconds(
+                &raw,
+                "apiTimeoutSeconds",
+                crate::k8s::client::DEFAULT_CALL_BUDGET,
+            )?,
             name: s("name")?.unwrap_or_default(),
             version,
             bin_dir: s("binDir")?.map_or_else(|| PathBuf::from(DEFAULT_BIN_DIR), PathBuf::from),
@@ -139,6 +174,66 @@ impl NodeConfig {
             net.name().to_owned()
         };
         Ok((label, net))
+    }
+}
+
+/// A duration key in seconds, in (0, 86400].
+fn seconds(raw: &Map<String, Value>, key: &str, default: Duration) -> Result<Duration, Error> {
+    match raw.get(key) {
+        None | Some(Value::Null) => Ok(default),
+        Some(v) => match v.as_f64() {
+            Some(secs) if secs > 0.0 && secs <= 86_400.0 => Ok(Duration::from_secs_f64(secs)),
+            _ => Err(bad_key(key, "a number of seconds in (0, 86400]")),
+        },
+    }
+}
+
+/// A list of namespaces: a JSON list of strings, or Multus's comma-separated string.
+fn names(raw: &Map<String, Value>, key: &str) -> Result<Option<Vec<String>>, Error> {
+    let split = |s: &str| -> Vec<String> {
+        s.split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    match raw.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(split(s))),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|i| i.as_str().map(str::to_owned))
+            .collect::<Option<Vec<_>>>()
+            .map(Some)
+            .ok_or_else(|| bad_key(key, "a list of namespace names or a comma-separated string")),
+        Some(_) => Err(bad_key(
+            key,
+            "a list of namespace names or a comma-separated string",
+        )),
+    }
+}
+
+impl NodeConfig {
+    /// The namespace isolation settings.
+    pub fn isolation(&self) -> crate::k8s::nad::Isolation {
+        crate::k8s::nad::Isolation {
+            enabled: self.namespace_isolation,
+            global_namespaces: self.global_namespaces.clone(),
+        }
+    }
+
+    /// Whether pods of `namespace` skip `defaultNetworks` (Multus's `systemNamespaces`).
+    pub fn is_system_namespace(&self, namespace: &str) -> bool {
+        self.system_namespaces.iter().any(|n| n == namespace)
+    }
+
+    /// How to build the Kubernetes client.
+    pub fn client_options(&self) -> crate::k8s::client::ClientOptions {
+        crate::k8s::client::ClientOptions {
+            kubeconfig: self.kubeconfig.clone(),
+            connect_timeout: self.api_connect_timeout,
+            call_budget: self.api_timeout,
+        }
     }
 }
 
@@ -193,11 +288,53 @@ mod tests {
                 .code(),
             Code::INVALID_CONFIG
         );
+        assert_eq!(c.conf_dir, PathBuf::from("/etc/cni/multus/net.d"));
         assert_eq!(
             cfg(r#"{"name":"p","cniVersion":"3.0.0"}"#)
                 .unwrap_err()
                 .code(),
             Code::INCOMPATIBLE_VERSION
         );
+    }
+}
+
+#[cfg(test)]
+mod k8s_keys {
+    use super::*;
+    use std::path::Path;
+
+    fn cfg(s: &str) -> Result<NodeConfig, Error> {
+        NodeConfig::from_map(decode_stdin(s.as_bytes())?)
+    }
+
+    #[test]
+    fn multus_kubernetes_keys() {
+        let c = cfg(r#"{"name":"p"}"#).unwrap();
+        assert_eq!(c.kubeconfig, None);
+        assert_eq!(c.system_namespaces, vec!["kube-system"]);
+        assert_eq!(c.multus_namespace, "kube-system");
+        assert!(!c.isolation().enabled);
+        assert!(c.is_system_namespace("kube-system"));
+        let c = cfg(
+            r#"{"name":"p","kubeconfig":"/etc/cni/net.d/plexus.d/plexus.kubeconfig",
+                "namespaceIsolation":true,"globalNamespaces":"default, shared,",
+                "systemNamespaces":["kube-system","infra"],"multusNamespace":"plexus",
+                "confDir":"/c","apiTimeoutSeconds":1.5}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.kubeconfig.as_deref(),
+            Some(Path::new("/etc/cni/net.d/plexus.d/plexus.kubeconfig"))
+        );
+        assert_eq!(c.global_namespaces, vec!["default", "shared"]);
+        assert!(c.isolation().enabled);
+        assert!(c.is_system_namespace("infra"));
+        assert_eq!(c.multus_namespace, "plexus");
+        assert_eq!(c.client_options().call_budget, Duration::from_millis(1500));
+        assert_eq!(c.conf_dir, PathBuf::from("/c"));
+        let c = cfg(r#"{"name":"p","globalNamespaces":["a","b"]}"#).unwrap();
+        assert_eq!(c.global_namespaces, vec!["a", "b"]);
+        assert!(cfg(r#"{"name":"p","globalNamespaces":[1]}"#).is_err());
+        assert!(cfg(r#"{"name":"p","namespaceIsolation":"yes"}"#).is_err());
     }
 }

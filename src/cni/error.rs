@@ -119,6 +119,15 @@ pub enum Error {
     /// are the cold path and the `Result`s of the hot path stay small.
     #[error("{}", delegate_msg(.0))]
     Delegate(Box<DelegateError>),
+    /// The Kubernetes API failed or refused a request. `transient` failures (unreachable,
+    /// timeouts, 429, 5xx) are code 11, "try again later"; the others (401, 403, 404, bad
+    /// answers) are code 5.
+    #[error("{msg}")]
+    Kubernetes {
+        msg: String,
+        details: String,
+        transient: bool,
+    },
     /// A bug or an unexpected state inside plexus.
     #[error("{0}")]
     Internal(String),
@@ -229,6 +238,13 @@ impl Error {
             Error::Conversion(_) => Code::INCOMPATIBLE_VERSION,
             Error::Io { .. } => Code::IO,
             Error::Internal(_) => Code::INTERNAL,
+            Error::Kubernetes { transient, .. } => {
+                if *transient {
+                    Code::TRY_AGAIN_LATER
+                } else {
+                    Code::IO
+                }
+            }
             Error::Delegate(d) => match &d.failure {
                 // A delegate's own code is kept, so "try again later" (11) and friends reach
                 // the runtime unchanged.
@@ -257,7 +273,8 @@ impl Error {
             Error::InvalidEnv { details, .. }
             | Error::Decode { details, .. }
             | Error::InvalidConfig { details, .. }
-            | Error::IncompatibleVersion { details, .. } => details.clone(),
+            | Error::IncompatibleVersion { details, .. }
+            | Error::Kubernetes { details, .. } => details.clone(),
             Error::Delegate(d) => match &d.failure {
                 DelegateFailure::Reported { details, .. } => details.clone(),
                 DelegateFailure::SilentExit { stderr, .. }

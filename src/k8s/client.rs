@@ -1,0 +1,316 @@
+//! The real [`KubeApi`]: the `kube` client on a current-thread runtime, every call bounded.
+//!
+//! Configuration, in order:
+//! - the node config's `kubeconfig` (a token file named there is read on every run, so
+//!   rotated service-account tokens are picked up: plexus is a new process each time);
+//! - else in-cluster configuration when `KUBERNETES_SERVICE_HOST` is set;
+//! - else no client ([`Client::new`] returns `None`): plexus then works from the node config
+//!   alone.
+//!
+//! Bounds: a connect timeout (`apiConnectTimeoutSeconds`, default 2 s) and a budget per call
+//! (`apiTimeoutSeconds`, default 5 s) that covers every attempt and back-off. Transient failures
+//! (connection refused or reset, timeouts, 429, 5xx) are retried with a doubling back-off
+//! starting at 50 ms while the budget lasts; 401, 403 and 404 are answered at once. kube's own
+//! retry is switched off so the budget is the only bound. Events get a shorter budget of their
+//! own and a single attempt: they never delay or fail a CNI command.
+//!
+//! Tokens and kubeconfig contents never reach a log or an error message.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use serde_json::json;
+
+use super::api::{EventType, KubeApi, Nad, PodMeta};
+use crate::cni::Error;
+
+/// Default connect timeout.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Default budget of one API call, retries included.
+pub const DEFAULT_CALL_BUDGET: Duration = Duration::from_secs(5);
+/// Budget of one Event (single attempt).
+pub const EVENT_BUDGET: Duration = Duration::from_millis(500);
+
+/// How to build the client.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// The node config's `kubeconfig`.
+    pub kubeconfig: Option<PathBuf>,
+    pub connect_timeout: Duration,
+    pub call_budget: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            kubeconfig: None,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            call_budget: DEFAULT_CALL_BUDGET,
+        }
+    }
+}
+
+/// The NAD resource (group `k8s.cni.cncf.io`, version `v1`), without a derived type.
+pub fn nad_resource() -> ApiResource {
+    ApiResource {
+        group: "k8s.cni.cncf.io".into(),
+        version: "v1".into(),
+        api_version: "k8s.cni.cncf.io/v1".into(),
+        kind: "NetworkAttachmentDefinition".into(),
+        plural: "network-attachment-definitions".into(),
+    }
+}
+
+/// The kube client and the runtime it runs on.
+pub struct Client {
+    rt: tokio::runtime::Runtime,
+    client: kube::Client,
+    server: String,
+    budget: Duration,
+}
+
+fn config_error(what: String, e: impl std::fmt::Display) -> Error {
+    Error::Kubernetes {
+        msg: what,
+        details: e.to_string(),
+        transient: false,
+    }
+}
+
+impl Client {
+    /// Builds the client, or `None` when there is neither a kubeconfig nor an in-cluster
+    /// environment.
+    pub fn new(opts: &ClientOptions) -> Result<Option<Client>, Error> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::io("starting the Kubernetes client runtime", e))?;
+        let mut config = match &opts.kubeconfig {
+            Some(path) => rt.block_on(from_kubeconfig(path))?,
+            None if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() => {
+                kube::Config::incluster().map_err(|e| {
+                    config_error(
+                        "cannot use the in-cluster Kubernetes configuration".into(),
+                        e,
+                    )
+                })?
+            }
+            None => return Ok(None),
+        };
+        config.connect_timeout = Some(opts.connect_timeout);
+        config.read_timeout = Some(opts.call_budget);
+        config.write_timeout = Some(opts.call_budget);
+        config.default_retry = false;
+        let server = config.cluster_url.to_string();
+        let client = {
+            let _in_rt = rt.enter();
+            kube::Client::try_from(config).map_err(|e| {
+                config_error(format!("cannot build a Kubernetes client for {server}"), e)
+            })?
+        };
+        Ok(Some(Client {
+            rt,
+            client,
+            server,
+            budget: opts.call_budget,
+        }))
+    }
+
+    /// Runs `attempt` until it succeeds, fails for good, or the budget is spent.
+    fn call<T, F, Fut>(
+        &self,
+        what: &str,
+        budget: Duration,
+        retry: bool,
+        attempt: F,
+    ) -> Result<T, Error>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, kube::Error>>,
+    {
+        self.rt.block_on(async {
+            let started = Instant::now();
+            let deadline = started + budget;
+            let mut delay = Duration::from_millis(50);
+            let mut tries = 0u32;
+            loop {
+                tries += 1;
+                let left = deadline.saturating_duration_since(Instant::now());
+                let outcome = tokio::time::timeout(left, attempt()).await;
+                let err = match outcome {
+                    Ok(Ok(v)) => return Ok(v),
+                    Ok(Err(e)) => e,
+                    Err(_) => {
+                        return Err(self.exhausted(what, started, tries, "no answer in time"));
+                    }
+                };
+                if !is_transient(&err) {
+                    return Err(self.refused(what, &err));
+                }
+                tracing::debug!(%what, tries, error = %err, "transient Kubernetes API failure");
+                if !retry || Instant::now() + delay >= deadline {
+                    return Err(self.exhausted(what, started, tries, &err.to_string()));
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(1));
+            }
+        })
+    }
+
+    fn exhausted(&self, what: &str, started: Instant, tries: u32, last: &str) -> Error {
+        Error::Kubernetes {
+            msg: format!(
+                "the Kubernetes API at {} did not answer {what} within {:.1}s ({tries} attempts)",
+                self.server,
+                started.elapsed().as_secs_f64()
+            ),
+            details: format!("last error: {last}"),
+            transient: true,
+        }
+    }
+
+    fn refused(&self, what: &str, e: &kube::Error) -> Error {
+        let (msg, hint) = match e {
+            kube::Error::Api(s) if s.code == 401 => (
+                format!(
+                    "the Kubernetes API at {} rejected plexus's credentials (401 Unauthorized) {what}",
+                    self.server
+                ),
+                "check the token of the kubeconfig named in the node config (it may have expired or been rotated)",
+            ),
+            kube::Error::Api(s) if s.code == 403 => (
+                format!(
+                    "plexus is not allowed {what} (403 Forbidden): {}",
+                    s.message
+                ),
+                "grant plexus's service account the RBAC it needs: get on pods and network-attachment-definitions, patch on pods/status, create on events",
+            ),
+            kube::Error::Api(s) => (
+                format!(
+                    "the Kubernetes API failed {what} ({} {}): {}",
+                    s.code, s.reason, s.message
+                ),
+                "",
+            ),
+            other => (
+                format!("the Kubernetes API gave an unusable answer {what}: {other}"),
+                "",
+            ),
+        };
+        Error::Kubernetes {
+            msg,
+            details: hint.into(),
+            transient: false,
+        }
+    }
+}
+
+async fn from_kubeconfig(path: &Path) -> Result<kube::Config, Error> {
+    let kc = Kubeconfig::read_from(path)
+        .map_err(|e| config_error(format!("cannot read the kubeconfig {}", path.display()), e))?;
+    kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .map_err(|e| config_error(format!("cannot use the kubeconfig {}", path.display()), e))
+}
+
+/// Connection-level failures, timeouts, 429 and 5xx are worth another attempt.
+fn is_transient(e: &kube::Error) -> bool {
+    match e {
+        kube::Error::Api(s) => s.code == 429 || s.code >= 500,
+        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
+        _ => false,
+    }
+}
+
+impl KubeApi for Client {
+    fn pod(&self, namespace: &str, name: &str) -> Result<PodMeta, Error> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let what = format!("reading pod {namespace}/{name}");
+        let found = self.call(&what, self.budget, true, || api.get_metadata_opt(name))?;
+        let Some(pod) = found else {
+            return Err(Error::Kubernetes {
+                msg: format!("pod {namespace}/{name} not found in the Kubernetes API"),
+                details: "the pod was deleted, or CNI_ARGS names the wrong pod".into(),
+                transient: false,
+            });
+        };
+        Ok(PodMeta {
+            namespace: namespace.into(),
+            name: name.into(),
+            uid: pod.metadata.uid.unwrap_or_default(),
+            annotations: pod.metadata.annotations.unwrap_or_default(),
+        })
+    }
+
+    fn nad(&self, namespace: &str, name: &str) -> Result<Option<Nad>, Error> {
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), namespace, &nad_resource());
+        let what = format!("reading NetworkAttachmentDefinition {namespace}/{name}");
+        let found = self.call(&what, self.budget, true, || api.get_opt(name))?;
+        Ok(found.map(|obj| Nad {
+            namespace: namespace.into(),
+            name: name.into(),
+            config: obj.data["spec"]["config"].as_str().unwrap_or("").to_owned(),
+            annotations: obj.metadata.annotations.unwrap_or_default(),
+        }))
+    }
+
+    fn set_pod_annotation(
+        &self,
+        namespace: &str,
+        name: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<(), Error> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let patch = Patch::Merge(json!({"metadata": {"annotations": {key: value}}}));
+        let what = format!("writing annotation {key} of pod {namespace}/{name}");
+        let params = PatchParams::default();
+        self.call(&what, self.budget, true, || {
+            api.patch_status(name, &params, &patch)
+        })
+        .map(drop)
+    }
+
+    fn event(&self, pod: &PodMeta, kind: EventType, reason: &str, message: &str) {
+        let api: Api<Event> = Api::namespaced(self.client.clone(), &pod.namespace);
+        let now = Time(k8s_openapi::jiff::Timestamp::now());
+        let ev = Event {
+            metadata: ObjectMeta {
+                generate_name: Some(format!("{}.", pod.name)),
+                namespace: Some(pod.namespace.clone()),
+                ..ObjectMeta::default()
+            },
+            involved_object: ObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Pod".into()),
+                name: Some(pod.name.clone()),
+                namespace: Some(pod.namespace.clone()),
+                uid: Some(pod.uid.clone()).filter(|u| !u.is_empty()),
+                ..ObjectReference::default()
+            },
+            reason: Some(reason.into()),
+            message: Some(message.into()),
+            type_: Some(kind.as_str().into()),
+            first_timestamp: Some(now.clone()),
+            last_timestamp: Some(now),
+            count: Some(1),
+            source: Some(EventSource {
+                component: Some("plexus".into()),
+                host: None,
+            }),
+            reporting_component: Some("plexus".into()),
+            ..Event::default()
+        };
+        let what = format!("recording event {reason} for pod {}", pod.key());
+        let params = PostParams::default();
+        if let Err(e) = self.call(&what, EVENT_BUDGET, false, || api.create(&params, &ev)) {
+            tracing::warn!(error = %e, "event not recorded");
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! A pod's selected networks: the annotation parsed, isolation checked, every NAD resolved.
+//!
+//! Order of work, so that a bad request costs no API call and a good one costs the minimum:
+//! parse the `k8s.v1.cni.cncf.io/networks` annotation; check namespace isolation for every
+//! element; then read each distinct NAD once (a network selected twice is read once and gives
+//! two attachments).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use super::api::{KubeApi, PodMeta};
+use super::nad::{self, Isolation, ResolvedNetwork};
+use super::selection::{self, NetworkSelection};
+use crate::cni::Error;
+
+/// One selected network: what the pod asked for and the config that serves it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Selected {
+    pub selection: NetworkSelection,
+    pub network: ResolvedNetwork,
+}
+
+/// The pod's selected networks in annotation order (empty without the annotation).
+pub fn selected(
+    api: &dyn KubeApi,
+    pod: &PodMeta,
+    isolation: &Isolation,
+    conf_dir: &Path,
+) -> Result<Vec<Selected>, Error> {
+    let text = pod
+        .annotations
+        .get(selection::ANNOTATION)
+        .map(String::as_str)
+        .unwrap_or("");
+    let elements = selection::parse(text, &pod.namespace)?;
+    for el in &elements {
+        nad::check_isolation(
+            isolation,
+            &pod.name,
+            &pod.namespace,
+            &el.namespace,
+            &el.name,
+        )?;
+    }
+    let mut cache: HashMap<(String, String), ResolvedNetwork> = HashMap::new();
+    let mut out = Vec::with_capacity(elements.len());
+    for el in elements {
+        let key = (el.namespace.clone(), el.name.clone());
+        let network = match cache.get(&key) {
+            Some(n) => n.clone(),
+            None => {
+                let n = nad::resolve(api, &el.namespace, &el.name, conf_dir)?;
+                cache.insert(key, n.clone());
+                n
+            }
+        };
+        out.push(Selected {
+            selection: el,
+            network,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::k8s::api::{EventType, Nad};
+    use std::cell::RefCell;
+    use std::collections::BTreeMap;
+
+    struct Fake {
+        nads: Vec<Nad>,
+        reads: RefCell<Vec<String>>,
+    }
+    impl KubeApi for Fake {
+        fn pod(&self, _: &str, _: &str) -> Result<PodMeta, Error> {
+            unreachable!()
+        }
+        fn nad(&self, ns: &str, name: &str) -> Result<Option<Nad>, Error> {
+            self.reads.borrow_mut().push(format!("{ns}/{name}"));
+            Ok(self
+                .nads
+                .iter()
+                .find(|n| n.namespace == ns && n.name == name)
+                .cloned())
+        }
+        fn set_pod_annotation(&self, _: &str, _: &str, _: &str, _: &str) -> Result<(), Error> {
+            unreachable!()
+        }
+        fn event(&self, _: &PodMeta, _: EventType, _: &str, _: &str) {}
+    }
+
+    fn nad(ns: &str, name: &str) -> Nad {
+        Nad {
+            namespace: ns.into(),
+            name: name.into(),
+            config: format!(r#"{{"cniVersion":"1.0.0","name":"{name}","type":"macvlan"}}"#),
+            annotations: BTreeMap::new(),
+        }
+    }
+
+    fn pod(annotation: &str) -> PodMeta {
+        PodMeta {
+            namespace: "ns1".into(),
+            name: "p".into(),
+            uid: "u".into(),
+            annotations: BTreeMap::from([(selection::ANNOTATION.into(), annotation.into())]),
+        }
+    }
+
+    #[test]
+    fn each_distinct_nad_is_read_once_and_order_is_kept() {
+        let api = Fake {
+            nads: vec![nad("ns1", "a"), nad("other", "b")],
+            reads: RefCell::new(vec![]),
+        };
+        let got = selected(
+            &api,
+            &pod("a,other/b,a@net9"),
+            &Isolation::default(),
+            Path::new("/x"),
+        )
+        .unwrap();
+        let names: Vec<String> = got.iter().map(|s| s.network.key()).collect();
+        assert_eq!(names, vec!["ns1/a", "other/b", "ns1/a"]);
+        assert_eq!(got[2].selection.interface.as_deref(), Some("net9"));
+        assert_eq!(*api.reads.borrow(), vec!["ns1/a", "other/b"]);
+    }
+
+    #[test]
+    fn isolation_is_checked_before_any_read() {
+        let api = Fake {
+            nads: vec![nad("ns1", "a"), nad("other", "b")],
+            reads: RefCell::new(vec![]),
+        };
+        let iso = Isolation {
+            enabled: true,
+            global_namespaces: vec![],
+        };
+        let e = selected(&api, &pod("a,other/b"), &iso, Path::new("/x")).unwrap_err();
+        assert!(
+            e.msg().starts_with("pod ns1/p may not use network other/b"),
+            "{}",
+            e.msg()
+        );
+        assert!(api.reads.borrow().is_empty());
+    }
+
+    #[test]
+    fn no_annotation_no_networks_no_reads() {
+        let api = Fake {
+            nads: vec![],
+            reads: RefCell::new(vec![]),
+        };
+        let mut p = pod("");
+        p.annotations.clear();
+        assert!(
+            selected(&api, &p, &Isolation::default(), Path::new("/x"))
+                .unwrap()
+                .is_empty()
+        );
+        assert!(api.reads.borrow().is_empty());
+    }
+}

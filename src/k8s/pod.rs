@@ -1,0 +1,141 @@
+//! Which pod a CNI call is for, and its lookup with the UID check.
+//!
+//! The runtime names the pod in CNI_ARGS (`K8S_POD_NAMESPACE`, `K8S_POD_NAME`, `K8S_POD_UID`).
+//! A pod of that name may have been deleted and recreated while the runtime worked on the old
+//! sandbox; the UID tells them apart:
+//! - ADD (and CHECK) for a UID other than the API's fails, so a new pod never gets a network
+//!   set up for its predecessor's sandbox;
+//! - DEL only warns, because tearing down must always be possible;
+//! - static pods are exempt: the API holds their mirror pod, whose UID differs from the one
+//!   the kubelet uses. A pod whose `kubernetes.io/config.source` annotation is present and not
+//!   `api` is static.
+
+use crate::cni::{CniArgs, Command, Error};
+
+use super::api::{KubeApi, PodMeta};
+
+/// The annotation the kubelet puts on mirror pods of static pods.
+pub const CONFIG_SOURCE_ANNOTATION: &str = "kubernetes.io/config.source";
+
+/// The pod named by CNI_ARGS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodRef {
+    pub namespace: String,
+    pub name: String,
+    /// `K8S_POD_UID`, when the runtime sends it.
+    pub uid: Option<String>,
+}
+
+impl PodRef {
+    /// Reads the pod from CNI_ARGS; `None` when namespace or name is missing (not a
+    /// Kubernetes pod, e.g. a runtime used outside Kubernetes).
+    pub fn from_args(args: &CniArgs) -> Option<PodRef> {
+        let get = |k| args.get(k).filter(|v| !v.is_empty()).map(str::to_owned);
+        Some(PodRef {
+            namespace: get("K8S_POD_NAMESPACE")?,
+            name: get("K8S_POD_NAME")?,
+            uid: get("K8S_POD_UID"),
+        })
+    }
+
+    /// `namespace/name`.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+}
+
+/// Whether the pod is a static pod's mirror (see the module docs).
+pub fn is_static(pod: &PodMeta) -> bool {
+    pod.annotations
+        .get(CONFIG_SOURCE_ANNOTATION)
+        .is_some_and(|s| s != "api")
+}
+
+/// Reads the pod and applies the UID rule for `command`.
+pub fn lookup(api: &dyn KubeApi, pod: &PodRef, command: Command) -> Result<PodMeta, Error> {
+    let found = api.pod(&pod.namespace, &pod.name)?;
+    check_uid(pod, &found, command)?;
+    Ok(found)
+}
+
+/// The UID rule alone (see the module docs).
+pub fn check_uid(pod: &PodRef, found: &PodMeta, command: Command) -> Result<(), Error> {
+    let Some(want) = pod.uid.as_deref() else {
+        return Ok(());
+    };
+    if found.uid == want || is_static(found) {
+        return Ok(());
+    }
+    if command == Command::Del {
+        tracing::warn!(
+            pod = %pod.key(),
+            runtime_uid = want,
+            api_uid = %found.uid,
+            "pod UID differs from the API's (the pod was recreated); tearing down anyway"
+        );
+        return Ok(());
+    }
+    Err(Error::Kubernetes {
+        msg: format!(
+            "pod {} has UID {} in the Kubernetes API but the runtime asked for UID {want}: the pod was deleted and recreated",
+            pod.key(),
+            found.uid
+        ),
+        details: "the runtime will tear this sandbox down and create a new one for the new pod"
+            .into(),
+        transient: false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn pod_ref(uid: Option<&str>) -> PodRef {
+        PodRef {
+            namespace: "ns".into(),
+            name: "p".into(),
+            uid: uid.map(Into::into),
+        }
+    }
+
+    fn meta(uid: &str, source: Option<&str>) -> PodMeta {
+        PodMeta {
+            namespace: "ns".into(),
+            name: "p".into(),
+            uid: uid.into(),
+            annotations: source
+                .map(|s| BTreeMap::from([(CONFIG_SOURCE_ANNOTATION.to_owned(), s.to_owned())]))
+                .unwrap_or_default(),
+        }
+    }
+
+    #[test]
+    fn from_args_needs_namespace_and_name() {
+        let a = CniArgs::parse("IgnoreUnknown=1;K8S_POD_NAMESPACE=ns;K8S_POD_NAME=p;K8S_POD_UID=u")
+            .unwrap();
+        assert_eq!(PodRef::from_args(&a), Some(pod_ref(Some("u"))));
+        let a = CniArgs::parse("K8S_POD_NAMESPACE=ns").unwrap();
+        assert_eq!(PodRef::from_args(&a), None);
+        let a = CniArgs::parse("K8S_POD_NAMESPACE=ns;K8S_POD_NAME=").unwrap();
+        assert_eq!(PodRef::from_args(&a), None);
+    }
+
+    #[test]
+    fn uid_mismatch_fails_add_warns_on_del_and_spares_static_pods() {
+        let r = pod_ref(Some("old"));
+        let e = check_uid(&r, &meta("new", None), Command::Add).unwrap_err();
+        assert_eq!(
+            e.msg(),
+            "pod ns/p has UID new in the Kubernetes API but the runtime asked for UID old: the pod was deleted and recreated"
+        );
+        assert_eq!(e.code().0, 5);
+        assert!(check_uid(&r, &meta("new", None), Command::Check).is_err());
+        assert!(check_uid(&r, &meta("new", None), Command::Del).is_ok());
+        assert!(check_uid(&r, &meta("new", Some("file")), Command::Add).is_ok());
+        assert!(check_uid(&r, &meta("new", Some("api")), Command::Add).is_err());
+        assert!(check_uid(&r, &meta("old", None), Command::Add).is_ok());
+        assert!(check_uid(&pod_ref(None), &meta("x", None), Command::Add).is_ok());
+    }
+}
