@@ -338,3 +338,28 @@ fn client_is_usable_as_dyn_kube_api() {
         MACVLAN
     );
 }
+
+#[test]
+fn the_pod_read_asks_for_metadata_only() {
+    let s = server();
+    let d = tempfile::tempdir().unwrap();
+    let c = client_for(&s, d.path());
+    s.reset_counters();
+    pod::lookup(&c, &web(), Command::Add).unwrap();
+    let reads: Vec<_> = s
+        .requests()
+        .into_iter()
+        .filter(|r| r.key == "GET pods")
+        .collect();
+    assert_eq!(reads.len(), 1);
+    let accept = reads[0]
+        .headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("accept"))
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    assert!(
+        accept.contains("as=PartialObjectMetadata"),
+        "Accept: {accept}"
+    );
+}

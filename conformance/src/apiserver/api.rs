@@ -44,6 +44,11 @@ impl Request {
             .is_some_and(|a| a.contains("as=Table"))
     }
 
+    fn wants_partial_metadata(&self) -> bool {
+        self.header("accept")
+            .is_some_and(|a| a.contains("as=PartialObjectMetadata"))
+    }
+
     fn is_watch(&self) -> bool {
         matches!(self.param("watch").as_deref(), Some("true" | "1"))
     }
@@ -352,6 +357,15 @@ fn get(
         return Ok(Response::json(
             200,
             &table(Some(ep.res), &[obj], &rv, &include),
+        ));
+    }
+    if req.wants_partial_metadata() {
+        // What the real server sends for `Accept: ...;as=PartialObjectMetadata;g=meta.k8s.io;v=v1`:
+        // the metadata alone (kube's `get_metadata`).
+        let metadata = obj.get("metadata").cloned().unwrap_or_else(|| json!({}));
+        return Ok(Response::json(
+            200,
+            &json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": metadata}),
         ));
     }
     Ok(Response::json(200, &obj))
