@@ -216,6 +216,7 @@ const HINT_IFNAME: &str = "a Linux interface name: 1-15 bytes, not \".\" or \"..
 const HINT_REFERENCE: &str = "[namespace/]name[@interface], e.g. \"other-ns/macvlan-a@net1\"";
 const HINT_EMPTY_ITEM: &str = "the comma form is [namespace/]name[@interface] items separated by ',' with no empty item, e.g. \"net-a,other-ns/net-b@eth1\"";
 const HINT_LIST: &str = "a JSON list of objects, e.g. [{\"name\":\"net-a\",\"interface\":\"net1\"}], or the comma form \"net-a,other-ns/net-b@eth1\"";
+const HINT_NOT_JSON: &str = "text containing '[', '{' or '\"' is read as JSON: write a JSON list of objects, e.g. [{\"name\":\"net-a\"}], or the comma form without quotes, e.g. \"net-a,other-ns/net-b@eth1\"";
 const HINT_ELEMENT: &str = "each element is an object with at least \"name\", e.g. {\"name\":\"net-a\",\"namespace\":\"other-ns\"}";
 const HINT_IP: &str = "an IPv4 or IPv6 address, e.g. \"10.1.1.1\" or \"fd00::1\"";
 const HINT_IP_OR_CIDR: &str =
@@ -427,7 +428,7 @@ fn type_name(v: &Value) -> &'static str {
 
 fn parse_json(text: &str, pod_namespace: &str) -> Result<Vec<NetworkSelection>, Error> {
     let doc: Value = serde_json::from_str(text)
-        .map_err(|e| list_error(format_args!("is not valid JSON ({e})"), HINT_LIST))?;
+        .map_err(|e| list_error(format_args!("is not valid JSON ({e})"), HINT_NOT_JSON))?;
     let Value::Array(items) = doc else {
         return Err(list_error(
             format_args!("must be a JSON list of objects, found {}", type_name(&doc)),
@@ -879,4 +880,846 @@ fn check_list(selections: &[NetworkSelection]) -> Result<(), Error> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cni::error::Code;
+    use serde_json::json;
+
+    const P: &str = "k8s.v1.cni.cncf.io/networks: ";
+
+    fn ok(annotation: &str) -> Vec<NetworkSelection> {
+        parse(annotation, "default").unwrap_or_else(|e| panic!("{annotation:?}: {}", e.msg()))
+    }
+
+    /// The error message; also checks the code (7) and that a hint is given.
+    fn err(annotation: &str) -> String {
+        match parse(annotation, "default") {
+            Ok(v) => panic!("{annotation:?} parsed: {v:?}"),
+            Err(e) => {
+                assert_eq!(e.code(), Code::INVALID_CONFIG, "{annotation:?}");
+                assert!(!e.details().is_empty(), "{annotation:?}: no details");
+                e.msg()
+            }
+        }
+    }
+
+    fn sel(namespace: &str, name: &str, interface: Option<&str>) -> NetworkSelection {
+        NetworkSelection {
+            namespace: namespace.into(),
+            name: name.into(),
+            interface: interface.map(Into::into),
+            ..Default::default()
+        }
+    }
+
+    /// `(annotation, expected message without the annotation prefix)`.
+    fn check_errors(cases: &[(&str, &str)]) {
+        for (annotation, expected) in cases {
+            assert_eq!(err(annotation), format!("{P}{expected}"), "{annotation:?}");
+        }
+    }
+
+    #[test]
+    fn comma_form_default_and_explicit_namespace() {
+        assert_eq!(
+            ok("net-a,other-ns/net-c"),
+            vec![
+                sel("default", "net-a", None),
+                sel("other-ns", "net-c", None)
+            ]
+        );
+    }
+
+    #[test]
+    fn comma_form_items_are_trimmed() {
+        assert_eq!(
+            ok(" net-a , net-b@eth1 "),
+            vec![
+                sel("default", "net-a", None),
+                sel("default", "net-b", Some("eth1"))
+            ]
+        );
+        assert_eq!(
+            ok("\tnet-a,\n net-b\n"),
+            vec![sel("default", "net-a", None), sel("default", "net-b", None)]
+        );
+    }
+
+    #[test]
+    fn comma_form_namespace_name_interface() {
+        assert_eq!(ok("ns/name@eth1"), vec![sel("ns", "name", Some("eth1"))]);
+        assert_eq!(
+            ok("net-a,other-ns/net-b,net-c@eth7"),
+            vec![
+                sel("default", "net-a", None),
+                sel("other-ns", "net-b", None),
+                sel("default", "net-c", Some("eth7"))
+            ]
+        );
+    }
+
+    #[test]
+    fn same_network_twice_is_two_attachments() {
+        assert_eq!(
+            ok("net-a,net-a"),
+            vec![sel("default", "net-a", None), sel("default", "net-a", None)]
+        );
+        assert_eq!(
+            ok(r#"[{"name":"net-a"},{"name":"net-a","interface":"net9"}]"#).len(),
+            2
+        );
+    }
+
+    #[test]
+    fn empty_annotation_is_an_empty_list() {
+        for text in ["", " ", "\n\t ", "[]", " [ ] "] {
+            assert_eq!(ok(text), Vec::new(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn comma_form_structure_errors() {
+        check_errors(&[
+            ("net-a,,net-b", r#"element 1 (""): name: is empty"#),
+            ("net-a,", r#"element 1 (""): name: is empty"#),
+            (",net-a", r#"element 0 (""): name: is empty"#),
+            ("net-a, ,net-b", r#"element 1 (""): name: is empty"#),
+            (
+                "a/b/c",
+                r#"element 0 ("a/b/c"): reference: contains more than one '/'"#,
+            ),
+            (
+                "net-a,net@a@b",
+                r#"element 1 ("net@a@b"): reference: contains more than one '@'"#,
+            ),
+            (
+                "ns@eth1/net",
+                r#"element 0 ("ns@eth1/net"): reference: '@interface' must come after 'namespace/name'"#,
+            ),
+            ("ns/", r#"element 0 ("ns/"): name: is empty"#),
+            ("ns/@eth1", r#"element 0 ("ns/@eth1"): name: is empty"#),
+            ("/net", r#"element 0 ("/net"): namespace: is empty"#),
+            ("@eth1", r#"element 0 ("@eth1"): name: is empty"#),
+            ("net@", r#"element 0 ("default/net"): interface: is empty"#),
+        ]);
+    }
+
+    #[test]
+    fn comma_form_name_and_namespace_must_be_dns_labels() {
+        let long = "a".repeat(64);
+        let msg = format!(
+            "element 0 ({long:?}): name: {long:?} is not a DNS-1123 label: 64 characters, at most 63 allowed"
+        );
+        check_errors(&[
+            (
+                "Net-A",
+                r#"element 0 ("Net-A"): name: "Net-A" is not a DNS-1123 label: 'N' is not a lower-case letter, digit or '-'"#,
+            ),
+            (
+                "net-a,OTHER/net-b",
+                r#"element 1 ("OTHER/net-b"): namespace: "OTHER" is not a DNS-1123 label: 'O' is not a lower-case letter, digit or '-'"#,
+            ),
+            (
+                "my_ns/net",
+                r#"element 0 ("my_ns/net"): namespace: "my_ns" is not a DNS-1123 label: '_' is not a lower-case letter, digit or '-'"#,
+            ),
+            (
+                "-net",
+                r#"element 0 ("-net"): name: "-net" is not a DNS-1123 label: it must start and end with a letter or digit"#,
+            ),
+            (
+                "net-",
+                r#"element 0 ("net-"): name: "net-" is not a DNS-1123 label: it must start and end with a letter or digit"#,
+            ),
+            (
+                "net.a",
+                r#"element 0 ("net.a"): name: "net.a" is not a DNS-1123 label: '.' is not a lower-case letter, digit or '-'"#,
+            ),
+            (
+                "ns /net",
+                r#"element 0 ("ns /net"): namespace: "ns " is not a DNS-1123 label: ' ' is not a lower-case letter, digit or '-'"#,
+            ),
+            (
+                "né",
+                r#"element 0 ("né"): name: "né" is not a DNS-1123 label: 'é' is not a lower-case letter, digit or '-'"#,
+            ),
+            (&long, &msg),
+        ]);
+        let max = "a".repeat(63);
+        assert_eq!(ok(&max), vec![sel("default", &max, None)]);
+        assert_eq!(ok("0-9"), vec![sel("default", "0-9", None)]);
+    }
+
+    #[test]
+    fn interface_names_follow_linux_rules() {
+        assert_eq!(
+            ok("net@abcdefghijklmno"),
+            vec![sel("default", "net", Some("abcdefghijklmno"))]
+        );
+        // Not DNS-1123: upper case, '_' and '.' are valid interface names.
+        assert_eq!(
+            ok("net@Eth_1.5"),
+            vec![sel("default", "net", Some("Eth_1.5"))]
+        );
+        check_errors(&[
+            (
+                "net@abcdefghijklmnop",
+                r#"element 0 ("default/net"): interface: "abcdefghijklmnop" is not a valid interface name (interface name is too long)"#,
+            ),
+            (
+                "ns/net@a:b",
+                r#"element 0 ("ns/net"): interface: "a:b" is not a valid interface name (interface name contains / or : or whitespace characters)"#,
+            ),
+            (
+                "net@eth 1",
+                r#"element 0 ("default/net"): interface: "eth 1" is not a valid interface name (interface name contains / or : or whitespace characters)"#,
+            ),
+            (
+                "net@..",
+                r#"element 0 ("default/net"): interface: ".." is not a valid interface name (interface name is . or ..)"#,
+            ),
+        ]);
+    }
+
+    #[test]
+    fn duplicate_interface_names_are_refused() {
+        check_errors(&[
+            (
+                "net-a@eth1,net-b,net-c@eth1",
+                r#"elements 0 and 2 both request interface "eth1""#,
+            ),
+            (
+                r#"[{"name":"net-a","interface":"eth1"},{"name":"net-b"},{"name":"net-c","interface":"eth1"}]"#,
+                r#"elements 0 and 2 both request interface "eth1""#,
+            ),
+            (
+                r#"[{"name":"net-a","interface":"net1"},{"name":"net-b","interfaceRequest":"net1"}]"#,
+                r#"elements 0 and 1 both request interface "net1""#,
+            ),
+        ]);
+        // Interface names are case-sensitive.
+        assert_eq!(ok("net-a@eth1,net-b@ETH1").len(), 2);
+    }
+
+    #[test]
+    fn json_top_level_must_be_a_list() {
+        check_errors(&[
+            (
+                r#"{"name":"net-a"}"#,
+                "must be a JSON list of objects, found an object",
+            ),
+            (
+                r#""net-a""#,
+                "must be a JSON list of objects, found a string",
+            ),
+            (
+                r#"[{"name":"net-a"}"#,
+                "is not valid JSON (EOF while parsing a list at line 1 column 17)",
+            ),
+            (
+                r#"net-a,"net-b""#,
+                "is not valid JSON (expected ident at line 1 column 2)",
+            ),
+        ]);
+        let e = parse(r#"net-a,"net-b""#, "default").unwrap_err();
+        assert!(
+            e.details()
+                .starts_with("text containing '[', '{' or '\"' is read as JSON")
+        );
+    }
+
+    #[test]
+    fn json_list_items_must_be_objects() {
+        check_errors(&[
+            (
+                r#"[{"name":"net-a"},"net-b"]"#,
+                r#"element 1 ("\"net-b\""): must be a JSON object, found a string"#,
+            ),
+            (
+                r#"[[{"name":"net-a"}]]"#,
+                r#"element 0 ("[{\"name\":\"net-a\"}]"): must be a JSON object, found a list"#,
+            ),
+            (
+                r#"[null]"#,
+                r#"element 0 ("null"): must be a JSON object, found null"#,
+            ),
+        ]);
+    }
+
+    #[test]
+    fn json_name_and_namespace_errors() {
+        check_errors(&[
+            (
+                r#"[{"name":5}]"#,
+                r#"element 0 ("{\"name\":5}"): name: must be a string, found a number"#,
+            ),
+            (
+                r#"[{"namespace":"ns"}]"#,
+                r#"element 0 ("{\"namespace\":\"ns\"}"): name: is required"#,
+            ),
+            (
+                r#"[{"name":null}]"#,
+                r#"element 0 ("{\"name\":null}"): name: is required"#,
+            ),
+            (
+                r#"[{"name":""}]"#,
+                r#"element 0 ("{\"name\":\"\"}"): name: is empty"#,
+            ),
+            (
+                r#"[{"name":" net-a"}]"#,
+                r#"element 0 ("{\"name\":\" net-a\"}"): name: " net-a" is not a DNS-1123 label: ' ' is not a lower-case letter, digit or '-'"#,
+            ),
+            (
+                r#"[{"name":"net-a","namespace":"my_ns"}]"#,
+                r#"element 0 ("{\"name\":\"net-a\",\"namespace\":\"my_ns\"}"): namespace: "my_ns" is not a DNS-1123 label: '_' is not a lower-case letter, digit or '-'"#,
+            ),
+            (
+                r#"[{"name":"net-a","namespace":""}]"#,
+                r#"element 0 ("{\"name\":\"net-a\",\"namespace\":\"\"}"): namespace: is empty"#,
+            ),
+            (
+                r#"[{"name":"net-a","namespace":["x"]}]"#,
+                r#"element 0 ("{\"name\":\"net-a\",\"namespace\":[\"x\"]}"): namespace: must be a string, found a list"#,
+            ),
+        ]);
+    }
+
+    #[test]
+    fn json_unknown_keys_are_ignored_and_null_is_absent() {
+        assert_eq!(
+            ok(
+                r#"[{"name":"net-a","foo":1,"bar":{"x":[1,2]},"Interface":"bad name!","namespace":null,"mac":null,"ips":null}]"#
+            ),
+            vec![sel("default", "net-a", None)]
+        );
+    }
+
+    #[test]
+    fn json_every_key() {
+        let text = r#"[{"name":"net-a","namespace":"other-ns","interface":"net1",
+            "ips":["10.1.1.5/24","fd00::5"],"mac":"0A:58:0a:46:00:02",
+            "infiniband-guid":"C2:11:22:33:44:55:66:77",
+            "portMappings":[{"hostPort":8080,"containerPort":80,"protocol":"udp","hostIP":"10.0.0.1"},
+                            {"hostPort":443,"containerPort":8443}],
+            "bandwidth":{"ingressRate":1000,"ingressBurst":2000,"egressRate":3000,"egressBurst":4000},
+            "cni-args":{"foo":"bar","n":1},
+            "default-route":["10.1.1.1","fd00::1"],
+            "deviceID":"0000:03:00.1","ipam-claim-reference":"claim-a"}]"#;
+        let expected = NetworkSelection {
+            namespace: "other-ns".into(),
+            name: "net-a".into(),
+            interface: Some("net1".into()),
+            ips: vec!["10.1.1.5/24".into(), "fd00::5".into()],
+            mac: Some("0a:58:0a:46:00:02".into()),
+            infiniband_guid: Some("c2:11:22:33:44:55:66:77".into()),
+            port_mappings: vec![
+                PortMapping {
+                    host_port: 8080,
+                    container_port: 80,
+                    protocol: "UDP".into(),
+                    host_ip: Some("10.0.0.1".into()),
+                },
+                PortMapping {
+                    host_port: 443,
+                    container_port: 8443,
+                    protocol: "TCP".into(),
+                    host_ip: None,
+                },
+            ],
+            bandwidth: Some(Bandwidth {
+                ingress_rate: Some(1000),
+                ingress_burst: Some(2000),
+                egress_rate: Some(3000),
+                egress_burst: Some(4000),
+            }),
+            cni_args: json!({"foo":"bar","n":1}).as_object().cloned(),
+            default_route: vec!["10.1.1.1".parse().unwrap(), "fd00::1".parse().unwrap()],
+            device_id: Some("0000:03:00.1".into()),
+            ipam_claim_reference: Some("claim-a".into()),
+        };
+        let parsed = ok(text);
+        assert_eq!(parsed, vec![expected]);
+        assert_eq!(
+            Value::Object(parsed[0].runtime_config()).to_string(),
+            concat!(
+                r#"{"ips":["10.1.1.5/24","fd00::5"],"mac":"0a:58:0a:46:00:02","#,
+                r#""portMappings":[{"hostPort":8080,"containerPort":80,"protocol":"udp","hostIP":"10.0.0.1"},"#,
+                r#"{"hostPort":443,"containerPort":8443,"protocol":"tcp"}],"#,
+                r#""bandwidth":{"ingressRate":1000,"ingressBurst":2000,"egressRate":3000,"egressBurst":4000},"#,
+                r#""infinibandGUID":"c2:11:22:33:44:55:66:77","deviceID":"0000:03:00.1"}"#
+            )
+        );
+    }
+
+    #[test]
+    fn runtime_config_is_empty_without_requests() {
+        assert!(ok("net-a@eth1")[0].runtime_config().is_empty());
+        let with_route_and_args = ok(
+            r#"[{"name":"net-a","default-route":["10.0.0.1"],"cni-args":{"a":1},"ipam-claim-reference":"c"}]"#,
+        );
+        assert!(with_route_and_args[0].runtime_config().is_empty());
+    }
+
+    #[test]
+    fn runtime_config_bandwidth_has_only_set_keys() {
+        let parsed = ok(r#"[{"name":"net-a","bandwidth":{"egressRate":100,"ingressBurst":7}}]"#);
+        assert_eq!(
+            parsed[0].bandwidth,
+            Some(Bandwidth {
+                ingress_burst: Some(7),
+                egress_rate: Some(100),
+                ..Default::default()
+            })
+        );
+        assert_eq!(
+            Value::Object(parsed[0].runtime_config()),
+            json!({"bandwidth": {"ingressBurst": 7, "egressRate": 100}})
+        );
+    }
+
+    #[test]
+    fn interface_request_is_an_alias() {
+        assert_eq!(
+            ok(r#"[{"name":"net-a","interfaceRequest":"net5"}]"#),
+            vec![sel("default", "net-a", Some("net5"))]
+        );
+        check_errors(&[
+            (
+                r#"[{"name":"net-a","interface":"net5","interfaceRequest":"net5"}]"#,
+                r#"element 0 ("default/net-a"): interfaceRequest: is set together with interface; set only one"#,
+            ),
+            (
+                r#"[{"name":"net-a","interfaceRequest":"abcdefghijklmnop"}]"#,
+                r#"element 0 ("default/net-a"): interfaceRequest: "abcdefghijklmnop" is not a valid interface name (interface name is too long)"#,
+            ),
+            (
+                r#"[{"name":"net-a","interface":7}]"#,
+                r#"element 0 ("default/net-a"): interface: must be a string, found a number"#,
+            ),
+            (
+                r#"[{"name":"net-a","interface":""}]"#,
+                r#"element 0 ("default/net-a"): interface: is empty"#,
+            ),
+        ]);
+    }
+
+    #[test]
+    fn mac_is_validated_and_lower_cased() {
+        assert_eq!(
+            ok(r#"[{"name":"net-a","mac":"AA:bb:CC:dd:EE:f0"}]"#)[0].mac,
+            Some("aa:bb:cc:dd:ee:f0".into())
+        );
+        check_errors(&[
+            (
+                r#"[{"name":"net-a"},{"name":"net-b","mac":"zz:00:00:00:00:00"}]"#,
+                r#"element 1 ("default/net-b"): mac: "zz:00:00:00:00:00" is not a MAC address"#,
+            ),
+            (
+                r#"[{"name":"net-a","mac":"0a:58:0a:46:00"}]"#,
+                r#"element 0 ("default/net-a"): mac: "0a:58:0a:46:00" is not a MAC address"#,
+            ),
+            (
+                r#"[{"name":"net-a","mac":"0a-58-0a-46-00-02"}]"#,
+                r#"element 0 ("default/net-a"): mac: "0a-58-0a-46-00-02" is not a MAC address"#,
+            ),
+            (
+                r#"[{"name":"net-a","mac":"a:58:0a:46:00:002"}]"#,
+                r#"element 0 ("default/net-a"): mac: "a:58:0a:46:00:002" is not a MAC address"#,
+            ),
+            (
+                r#"[{"name":"net-a","mac":"01:00:5e:00:00:01"}]"#,
+                r#"element 0 ("default/net-a"): mac: "01:00:5e:00:00:01" is a multicast address"#,
+            ),
+            (
+                r#"[{"name":"net-a","mac":"00:00:00:00:00:00"}]"#,
+                r#"element 0 ("default/net-a"): mac: "00:00:00:00:00:00" is all zero"#,
+            ),
+            (
+                r#"[{"name":"net-a","mac":1}]"#,
+                r#"element 0 ("default/net-a"): mac: must be a string, found a number"#,
+            ),
+        ]);
+    }
+
+    #[test]
+    fn infiniband_guid_is_eight_bytes() {
+        check_errors(&[
+            (
+                r#"[{"name":"net-a","infiniband-guid":"c2:11:22:33:44:55"}]"#,
+                r#"element 0 ("default/net-a"): infiniband-guid: "c2:11:22:33:44:55" is not an InfiniBand GUID"#,
+            ),
+            (
+                r#"[{"name":"net-a","infiniband-guid":"c2:11:22:33:44:55:66:7g"}]"#,
+                r#"element 0 ("default/net-a"): infiniband-guid: "c2:11:22:33:44:55:66:7g" is not an InfiniBand GUID"#,
+            ),
+        ]);
+    }
+
+    #[test]
+    fn ips_take_addresses_and_cidrs() {
+        assert_eq!(
+            ok(r#"[{"name":"net-a","ips":["10.1.1.5/24","10.1.1.6","fd00::5/64","fd00::6","0.0.0.0/0"]}]"#)[0].ips,
+            vec!["10.1.1.5/24", "10.1.1.6", "fd00::5/64", "fd00::6", "0.0.0.0/0"]
+        );
+        let bad = |ip: &str, i: usize| {
+            format!(r#"element 0 ("default/net-a"): ips[{i}]: {ip:?} is not an IP address or CIDR"#)
+        };
+        for ip in [
+            "10.1.1.300",
+            "10.1.1.5/33",
+            "fd00::5/129",
+            "10.1.1.5/",
+            "10.1.1.5/024",
+            "10.1.1.5/+8",
+            "10.1.1.5/24/1",
+            "010.1.1.5",
+            "host.example",
+            "",
+        ] {
+            let text = format!(r#"[{{"name":"net-a","ips":["10.0.0.1",{ip:?}]}}]"#);
+            assert_eq!(err(&text), format!("{P}{}", bad(ip, 1)), "{ip:?}");
+        }
+        check_errors(&[
+            (
+                r#"[{"name":"net-a","ips":"10.1.1.5"}]"#,
+                r#"element 0 ("default/net-a"): ips: must be a list of strings, found a string"#,
+            ),
+            (
+                r#"[{"name":"net-a","ips":[167837957]}]"#,
+                r#"element 0 ("default/net-a"): ips[0]: must be a string, found a number"#,
+            ),
+        ]);
+    }
+
+    #[test]
+    fn port_mappings_are_validated() {
+        let pm = |body: &str| format!(r#"[{{"name":"net-a","portMappings":[{body}]}}]"#);
+        let parsed = ok(&pm(
+            r#"{"hostPort":1,"containerPort":65535,"protocol":"sCtP"},{"hostPort":2,"containerPort":3,"protocol":"TCP","hostIP":"fd00::1"}"#,
+        ));
+        assert_eq!(
+            parsed[0].port_mappings,
+            vec![
+                PortMapping {
+                    host_port: 1,
+                    container_port: 65535,
+                    protocol: "SCTP".into(),
+                    host_ip: None
+                },
+                PortMapping {
+                    host_port: 2,
+                    container_port: 3,
+                    protocol: "TCP".into(),
+                    host_ip: Some("fd00::1".into())
+                },
+            ]
+        );
+        let cases = [
+            (
+                r#"{"hostPort":0,"containerPort":80}"#,
+                "portMappings[0].hostPort: 0 is not a port number (1-65535)",
+            ),
+            (
+                r#"{"hostPort":8080,"containerPort":65536}"#,
+                "portMappings[0].containerPort: 65536 is not a port number (1-65535)",
+            ),
+            (
+                r#"{"hostPort":-1,"containerPort":80}"#,
+                "portMappings[0].hostPort: -1 is not a port number (1-65535)",
+            ),
+            (
+                r#"{"hostPort":80.5,"containerPort":80}"#,
+                "portMappings[0].hostPort: 80.5 is not a port number (1-65535)",
+            ),
+            (
+                r#"{"hostPort":"8080","containerPort":80}"#,
+                "portMappings[0].hostPort: must be an integer, found a string",
+            ),
+            (
+                r#"{"containerPort":80}"#,
+                "portMappings[0].hostPort: is required",
+            ),
+            (
+                r#"{"hostPort":8080,"containerPort":80,"protocol":"icmp"}"#,
+                r#"portMappings[0].protocol: "icmp" is not TCP, UDP or SCTP"#,
+            ),
+            (
+                r#"{"hostPort":8080,"containerPort":80,"hostIP":"10.0.0.0/8"}"#,
+                r#"portMappings[0].hostIP: "10.0.0.0/8" is not an IP address"#,
+            ),
+            (
+                r#"{"hostPort":1,"containerPort":1},8080"#,
+                "portMappings[1]: must be a JSON object, found a number",
+            ),
+        ];
+        for (body, expected) in cases {
+            assert_eq!(
+                err(&pm(body)),
+                format!(r#"{P}element 0 ("default/net-a"): {expected}"#),
+                "{body}"
+            );
+        }
+        check_errors(&[(
+            r#"[{"name":"net-a","portMappings":{"hostPort":1,"containerPort":1}}]"#,
+            r#"element 0 ("default/net-a"): portMappings: must be a list of objects, found an object"#,
+        )]);
+    }
+
+    #[test]
+    fn bandwidth_values_are_positive_integers() {
+        let bw = |body: &str| format!(r#"[{{"name":"net-a","bandwidth":{body}}}]"#);
+        let cases = [
+            (
+                r#"{"ingressRate":0}"#,
+                "bandwidth.ingressRate: 0 is not a positive integer",
+            ),
+            (
+                r#"{"ingressRate":10,"egressBurst":-5}"#,
+                "bandwidth.egressBurst: -5 is not a positive integer",
+            ),
+            (
+                r#"{"egressRate":1.5}"#,
+                "bandwidth.egressRate: 1.5 is not a positive integer",
+            ),
+            (
+                r#"{"egressRate":"1M"}"#,
+                "bandwidth.egressRate: must be an integer, found a string",
+            ),
+            (
+                r#"{}"#,
+                "bandwidth: sets none of ingressRate, ingressBurst, egressRate, egressBurst",
+            ),
+            (
+                r#"{"ingressrate":5}"#,
+                "bandwidth: sets none of ingressRate, ingressBurst, egressRate, egressBurst",
+            ),
+            (
+                r#"[1000]"#,
+                "bandwidth: must be a JSON object, found a list",
+            ),
+        ];
+        for (body, expected) in cases {
+            assert_eq!(
+                err(&bw(body)),
+                format!(r#"{P}element 0 ("default/net-a"): {expected}"#),
+                "{body}"
+            );
+        }
+        assert_eq!(
+            ok(&bw(r#"{"ingressRate":18446744073709551615}"#))[0].bandwidth,
+            Some(Bandwidth {
+                ingress_rate: Some(u64::MAX),
+                ..Default::default()
+            })
+        );
+    }
+
+    #[test]
+    fn cni_args_must_be_an_object() {
+        assert_eq!(
+            ok(r#"[{"name":"net-a","cni-args":{}}]"#)[0].cni_args,
+            Some(Map::new())
+        );
+        check_errors(&[
+            (
+                r#"[{"name":"net-a","cni-args":["foo"]}]"#,
+                r#"element 0 ("default/net-a"): cni-args: must be a JSON object, found a list"#,
+            ),
+            (
+                r#"[{"name":"net-a","cni-args":"foo=bar"}]"#,
+                r#"element 0 ("default/net-a"): cni-args: must be a JSON object, found a string"#,
+            ),
+        ]);
+    }
+
+    #[test]
+    fn default_route_ipv6_and_dual_stack() {
+        assert_eq!(
+            ok(r#"[{"name":"net-a"},{"name":"net-b","default-route":["fd00::1"]}]"#)[1]
+                .default_route,
+            vec!["fd00::1".parse::<IpAddr>().unwrap()]
+        );
+        assert_eq!(
+            ok(r#"[{"name":"net-b","default-route":["fd00::1","10.0.0.1"]}]"#)[0]
+                .default_route
+                .len(),
+            2
+        );
+    }
+
+    #[test]
+    fn default_route_errors() {
+        check_errors(&[
+            (
+                r#"[{"name":"a","default-route":["10.0.0.1"]},{"name":"b"},{"name":"c"},{"name":"d","default-route":["fd00::1"]}]"#,
+                "elements 0 and 3 both set default-route; at most one may",
+            ),
+            (
+                r#"[{"name":"a","default-route":[]}]"#,
+                r#"element 0 ("default/a"): default-route: is an empty list"#,
+            ),
+            (
+                r#"[{"name":"a","default-route":"10.0.0.1"}]"#,
+                r#"element 0 ("default/a"): default-route: must be a list of strings, found a string"#,
+            ),
+            (
+                r#"[{"name":"a","default-route":["10.0.0.0/24"]}]"#,
+                r#"element 0 ("default/a"): default-route[0]: "10.0.0.0/24" is not an IP address"#,
+            ),
+            (
+                r#"[{"name":"a","default-route":["10.0.0.1","fd00::1","10.0.0.2"]}]"#,
+                r#"element 0 ("default/a"): default-route[2]: "10.0.0.2" is a second IPv4 gateway; at most one per IP family"#,
+            ),
+        ]);
+    }
+
+    #[test]
+    fn device_id_and_ipam_claim_reference() {
+        let parsed =
+            ok(r#"[{"name":"a","deviceID":"0000:af:00.2","ipam-claim-reference":"pod-a.net"}]"#);
+        assert_eq!(parsed[0].device_id.as_deref(), Some("0000:af:00.2"));
+        assert_eq!(parsed[0].ipam_claim_reference.as_deref(), Some("pod-a.net"));
+        check_errors(&[
+            (
+                r#"[{"name":"a","deviceID":""}]"#,
+                r#"element 0 ("default/a"): deviceID: is empty"#,
+            ),
+            (
+                r#"[{"name":"a","ipam-claim-reference":{"name":"x"}}]"#,
+                r#"element 0 ("default/a"): ipam-claim-reference: must be a string, found an object"#,
+            ),
+        ]);
+    }
+
+    #[test]
+    fn the_first_error_wins_and_names_its_element() {
+        assert_eq!(
+            err(r#"[{"name":"a","mac":"bad"},{"name":5}]"#),
+            format!(r#"{P}element 0 ("default/a"): mac: "bad" is not a MAC address"#)
+        );
+        // Element errors come before list-level ones.
+        assert_eq!(
+            err("a@eth1,b@eth1,C"),
+            format!(
+                r#"{P}element 2 ("C"): name: "C" is not a DNS-1123 label: 'C' is not a lower-case letter, digit or '-'"#
+            )
+        );
+    }
+
+    #[test]
+    fn long_raw_elements_are_cut_in_messages() {
+        let text = format!(r#"[{{"name":"{}"}}]"#, "é".repeat(100));
+        let msg = err(&text);
+        let raw: String = format!(r#"{{"name":"{}"}}"#, "é".repeat(100))
+            .chars()
+            .take(77)
+            .collect();
+        assert!(
+            msg.starts_with(&format!("{P}element 0 ({:?}): name: ", format!("{raw}..."))),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn the_pod_namespace_is_checked_when_used() {
+        let e = parse("net-a", "").unwrap_err();
+        assert_eq!(
+            e.msg(),
+            format!(r#"{P}element 0 ("net-a"): namespace: is empty (the default namespace)"#)
+        );
+        let e = parse(r#"[{"name":"net-a"}]"#, "Bad").unwrap_err();
+        assert_eq!(
+            e.msg(),
+            format!(
+                r#"{P}element 0 ("{{\"name\":\"net-a\"}}"): namespace: "Bad" is not a DNS-1123 label: 'B' is not a lower-case letter, digit or '-' (the pod's namespace)"#
+            )
+        );
+        // Not used: not checked.
+        assert_eq!(
+            parse("ns/net-a", "").unwrap(),
+            vec![sel("ns", "net-a", None)]
+        );
+    }
+
+    #[test]
+    fn parse_reference_alone() {
+        assert_eq!(
+            parse_reference("macvlan-a", "kube-system").unwrap(),
+            ("kube-system".into(), "macvlan-a".into(), None)
+        );
+        assert_eq!(
+            parse_reference(" ns/net@eth1 ", "kube-system").unwrap(),
+            ("ns".into(), "net".into(), Some("eth1".into()))
+        );
+        let e = parse_reference("ns/a/b", "kube-system").unwrap_err();
+        assert_eq!(e.code(), Code::INVALID_CONFIG);
+        assert_eq!(
+            e.msg(),
+            r#"network reference "ns/a/b": reference: contains more than one '/'"#
+        );
+        assert_eq!(
+            parse_reference("", "kube-system").unwrap_err().msg(),
+            r#"network reference "": name: is empty"#
+        );
+        assert_eq!(
+            parse_reference("/etc/cni/net.d/10-flannel.conf", "kube-system")
+                .unwrap_err()
+                .msg(),
+            r#"network reference "/etc/cni/net.d/10-flannel.conf": reference: contains more than one '/'"#
+        );
+    }
+
+    #[test]
+    fn every_error_is_invalid_config_with_a_hint() {
+        // `err` asserts code 7 and non-empty details; run it over one case of each kind.
+        for text in [
+            "a,,b",
+            "a/b/c",
+            "a@b@c",
+            "A",
+            "a@",
+            "a@b,c@b",
+            "{}",
+            "[1]",
+            "[",
+            r#"[{}]"#,
+            r#"[{"name":"a","ips":["x"]}]"#,
+            r#"[{"name":"a","bandwidth":{}}]"#,
+            r#"[{"name":"a","default-route":["1.1.1.1"]},{"name":"b","default-route":["1.1.1.2"]}]"#,
+        ] {
+            err(text);
+        }
+    }
+
+    #[test]
+    fn never_panics() {
+        let samples = [
+            r#"[{"name":"net-a","namespace":"other-ns","interface":"net1","ips":["10.1.1.5/24"],"mac":"0a:58:0a:46:00:02","infiniband-guid":"c2:11:22:33:44:55:66:77","portMappings":[{"hostPort":8080,"containerPort":80,"protocol":"udp","hostIP":"10.0.0.1"}],"bandwidth":{"ingressRate":1},"cni-args":{"é":"ü"},"default-route":["fd00::1"],"deviceID":"d","ipam-claim-reference":"c"}]"#,
+            " né-a , ü/nét@éth1,x@ÿÿÿÿÿÿÿÿÿÿÿÿÿÿÿÿ ",
+            "\u{0}\u{7f}\u{feff},/@",
+        ];
+        for sample in samples {
+            for (i, _) in sample.char_indices() {
+                let _ = parse(&sample[..i], "default");
+                let _ = parse(&sample[i..], "dé");
+                let _ = parse_reference(&sample[i..], "");
+            }
+        }
+        for text in [
+            "[[[[[[[[[[]]]]]]]]]]",
+            "[1e999]",
+            r#"[{"name":"a","bandwidth":{"ingressRate":1e400}}]"#,
+            r#"[{"name":"a","portMappings":[{"hostPort":99999999999999999999999,"containerPort":1}]}]"#,
+            r#"[{"name":"a","mac":"éé:éé:éé:éé:éé:éé"}]"#,
+            r#"[{"name":"a","mac":"::::::"}]"#,
+            r#"[{"name":"a","ips":["10.0.0.1/é"]}]"#,
+            "@/",
+            "/@",
+        ] {
+            let _ = parse(text, "default");
+        }
+    }
 }
