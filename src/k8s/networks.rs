@@ -13,6 +13,48 @@ use super::nad::{self, Isolation, ResolvedNetwork};
 use super::selection::{self, NetworkSelection};
 use crate::cni::Error;
 
+/// The pod annotation that replaces the cluster default network for one pod.
+pub const DEFAULT_NETWORK_ANNOTATION: &str = "v1.multus-cni.io/default-network";
+
+/// The pod's own default network, when it sets `v1.multus-cni.io/default-network`:
+/// `[namespace/]name` (a trailing `@ifname` is refused: the default network always gets the
+/// runtime's CNI_IFNAME). The namespace defaults to `multus_namespace` (the node config's
+/// `multusNamespace`), as in Multus. **Decision**: namespace isolation applies here too, like
+/// for every other reference, and no namespace is exempt: operators who want pods to pick a
+/// default network from `multusNamespace` list it in `globalNamespaces`.
+pub fn default_network(
+    api: &dyn KubeApi,
+    pod: &PodMeta,
+    isolation: &Isolation,
+    multus_namespace: &str,
+    conf_dir: &Path,
+) -> Result<Option<ResolvedNetwork>, Error> {
+    let Some(text) = pod
+        .annotations
+        .get(DEFAULT_NETWORK_ANNOTATION)
+        .filter(|t| !t.trim().is_empty())
+    else {
+        return Ok(None);
+    };
+    let (ns, name, ifname) =
+        selection::parse_reference(text.trim(), multus_namespace).map_err(|e| in_annotation(&e))?;
+    if let Some(ifname) = ifname {
+        return Err(Error::invalid_config(
+            format!("{DEFAULT_NETWORK_ANNOTATION}: \"@{ifname}\" is not allowed"),
+            "the default network always gets the interface name the runtime asks for (CNI_IFNAME)",
+        ));
+    }
+    nad::check_isolation(isolation, &pod.name, &pod.namespace, &ns, &name)?;
+    nad::resolve(api, &ns, &name, conf_dir).map(Some)
+}
+
+fn in_annotation(e: &Error) -> Error {
+    Error::invalid_config(
+        format!("{DEFAULT_NETWORK_ANNOTATION}: {}", e.msg()),
+        e.details(),
+    )
+}
+
 /// One selected network: what the pod asked for and the config that serves it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Selected {
@@ -145,6 +187,57 @@ mod tests {
             e.msg()
         );
         assert!(api.reads.borrow().is_empty());
+    }
+
+    fn pod_with(key: &str, value: &str) -> PodMeta {
+        let mut p = pod("");
+        p.annotations = BTreeMap::from([(key.into(), value.into())]);
+        p
+    }
+
+    #[test]
+    fn default_network_annotation_namespace_isolation_and_ifname() {
+        let api = Fake {
+            nads: vec![nad("kube-system", "calico"), nad("ns1", "mine")],
+            reads: RefCell::new(vec![]),
+        };
+        let none = Isolation::default();
+        let p = pod_with(DEFAULT_NETWORK_ANNOTATION, "calico");
+        let n = default_network(&api, &p, &none, "kube-system", Path::new("/x")).unwrap();
+        assert_eq!(n.map(|n| n.key()).as_deref(), Some("kube-system/calico"));
+        let strict = Isolation {
+            enabled: true,
+            global_namespaces: vec![],
+        };
+        let e = default_network(&api, &p, &strict, "kube-system", Path::new("/x")).unwrap_err();
+        assert!(
+            e.msg()
+                .starts_with("pod ns1/p may not use network kube-system/calico"),
+            "{}",
+            e.msg()
+        );
+        let p = pod_with(DEFAULT_NETWORK_ANNOTATION, " ns1/mine ");
+        let n = default_network(&api, &p, &strict, "kube-system", Path::new("/x")).unwrap();
+        assert_eq!(n.map(|n| n.key()).as_deref(), Some("ns1/mine"));
+        let p = pod_with(DEFAULT_NETWORK_ANNOTATION, "ns1/mine@eth5");
+        let e = default_network(&api, &p, &none, "kube-system", Path::new("/x")).unwrap_err();
+        assert_eq!(
+            e.msg(),
+            "v1.multus-cni.io/default-network: \"@eth5\" is not allowed"
+        );
+        let p = pod_with(DEFAULT_NETWORK_ANNOTATION, "Bad_Name");
+        let e = default_network(&api, &p, &none, "kube-system", Path::new("/x")).unwrap_err();
+        assert!(
+            e.msg().starts_with("v1.multus-cni.io/default-network: "),
+            "{}",
+            e.msg()
+        );
+        assert_eq!(e.code().0, 7);
+        assert!(
+            default_network(&api, &pod(""), &none, "kube-system", Path::new("/x"))
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]
