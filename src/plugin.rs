@@ -6,8 +6,9 @@
 //! variables, unknown command, VERSION (which reads nothing else), then stdin (JSON, `name`),
 //! `cniVersion`, the command's version gate, and finally the command.
 //!
-//! **Current scope**: the cluster network is the first entry of the node config's
-//! `delegates`, run through [`Chain`] for ADD, DEL, CHECK, STATUS and GC. A failed ADD is undone
+//! **Current scope**: the cluster network (`clusterNetwork` as a path or a config name in
+//! `confDir`, or the first entry of `delegates`) is run through [`Chain`] for ADD, DEL, CHECK,
+//! STATUS and GC. A failed ADD is undone
 //! at once with a DEL of that network (see [`undo_add`]). Secondary networks
 //! from NetworkAttachmentDefinitions, the journal and rollback build on this.
 
@@ -96,7 +97,10 @@ pub fn run(
 }
 
 fn dispatch(env: &Env, node: &NodeConfig, exec: &dyn Exec) -> Result<Option<Value>, Error> {
-    let (label, net) = node.cluster_network()?;
+    // The API joins in with the per-pod transaction; until then the cluster network resolves
+    // from the node config and confDir alone.
+    let cluster = crate::node::resolve::node_networks(node, None)?.cluster;
+    let (label, net) = (cluster.name, cluster.config);
     let delegate_version = net.validate(&label)?;
     let mut plugin_dirs = vec![node.bin_dir.clone()];
     plugin_dirs.extend(env.path.iter().filter(|p| **p != node.bin_dir).cloned());

@@ -22,14 +22,25 @@
 //!   (default `kube-system`, the namespace of default-network names);
 //! - `apiConnectTimeoutSeconds` (default 2) and `apiTimeoutSeconds` (default 5, every attempt
 //!   of one API call included): plexus's own bounds on the API;
+//! - `clusterNetwork` (a NAD name, `namespace/name`, a config name in `confDir`, or an absolute
+//!   path to a config file or directory) and `defaultNetworks` (a list of the same), resolved
+//!   by [`resolve`];
+//! - `cniDir` (default `/var/lib/cni/plexus`): plexus's journal directory;
+//! - `readinessindicatorfile`: ADD waits for this file to exist (`readinessTimeoutSeconds`,
+//!   plexus's own key, default 45 as in Multus), see [`readiness`];
 //! - the runtime's injections: `runtimeConfig`, `prevResult`, `cni.dev/valid-attachments`.
+//!
+//! Unknown keys are logged at debug level and otherwise ignored ([`NodeConfig::unknown_keys`]).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::cni::{Error, NetworkConfig, Version};
+use crate::cni::{Error, Version};
+
+pub mod readiness;
+pub mod resolve;
 
 /// Default plugin directory, as in Multus.
 pub const DEFAULT_BIN_DIR: &str = "/opt/cni/bin";
@@ -38,11 +49,57 @@ pub const DEFAULT_DELEGATE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Default confDir, as in Multus.
 pub const DEFAULT_CONF_DIR: &str = "/etc/cni/multus/net.d";
+/// Default journal directory.
+pub const DEFAULT_CNI_DIR: &str = "/var/lib/cni/plexus";
+/// Default bound of the readiness wait.
+pub const DEFAULT_READINESS_TIMEOUT: Duration = Duration::from_secs(45);
+
+/// Every key plexus reads; others are reported by [`NodeConfig::unknown_keys`].
+pub const KNOWN_KEYS: &[&str] = &[
+    "cniVersion",
+    "name",
+    "type",
+    "kubeconfig",
+    "clusterNetwork",
+    "defaultNetworks",
+    "delegates",
+    "confDir",
+    "cniDir",
+    "binDir",
+    "namespaceIsolation",
+    "globalNamespaces",
+    "systemNamespaces",
+    "multusNamespace",
+    "readinessindicatorfile",
+    "logFile",
+    "logLevel",
+    "logToStderr",
+    "logOptions",
+    "capabilities",
+    "runtimeConfig",
+    "delegateTimeoutSeconds",
+    "apiConnectTimeoutSeconds",
+    "apiTimeoutSeconds",
+    "readinessTimeoutSeconds",
+    "prevResult",
+    "cni.dev/valid-attachments",
+    "args",
+    "ipam",
+    "dns",
+    "auxiliaryCNIChainName",
+    "multusConfigFile",
+    "socketDir",
+];
 
 /// The parsed node config.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
     pub kubeconfig: Option<PathBuf>,
+    pub cluster_network: Option<String>,
+    pub default_networks: Vec<String>,
+    pub cni_dir: PathBuf,
+    pub readiness_file: Option<PathBuf>,
+    pub readiness_timeout: Duration,
     pub conf_dir: PathBuf,
     pub namespace_isolation: bool,
     pub global_namespaces: Vec<String>,
@@ -124,6 +181,13 @@ impl NodeConfig {
             kubeconfig: s("kubeconfig")?
                 .filter(|k| !k.is_empty())
                 .map(PathBuf::from),
+            cluster_network: s("clusterNetwork")?.filter(|c| !c.trim().is_empty()),
+            default_networks: names(&raw, "defaultNetworks")?.unwrap_or_default(),
+            cni_dir: s("cniDir")?.map_or_else(|| PathBuf::from(DEFAULT_CNI_DIR), PathBuf::from),
+            readiness_file: s("readinessindicatorfile")?
+                .filter(|f| !f.is_empty())
+                .map(PathBuf::from),
+            readiness_timeout: seconds(&raw, "readinessTimeoutSeconds", DEFAULT_READINESS_TIMEOUT)?,
             conf_dir: s("confDir")?.map_or_else(|| PathBuf::from(DEFAULT_CONF_DIR), PathBuf::from),
             namespace_isolation,
             global_namespaces: names(&raw, "globalNamespaces")?.unwrap_or_default(),
@@ -155,25 +219,6 @@ impl NodeConfig {
             valid_attachments: raw.get("cni.dev/valid-attachments").cloned(),
             raw,
         })
-    }
-
-    /// The cluster network: the first entry of `delegates`, with a label for errors.
-    pub fn cluster_network(&self) -> Result<(String, NetworkConfig), Error> {
-        let Some(first) = self.delegates.first() else {
-            return Err(Error::invalid_config(
-                format!("node config {:?} has no cluster network", self.name),
-                "set \"delegates\" to a list whose first entry is the cluster network's config or conflist",
-            ));
-        };
-        let bytes = serde_json::to_vec(first)
-            .map_err(|e| Error::Internal(format!("serialising delegates[0]: {e}")))?;
-        let net = NetworkConfig::from_value(first.clone(), bytes)?;
-        let label = if net.name().is_empty() {
-            "delegates[0]".to_owned()
-        } else {
-            net.name().to_owned()
-        };
-        Ok((label, net))
     }
 }
 
@@ -214,6 +259,15 @@ fn names(raw: &Map<String, Value>, key: &str) -> Result<Option<Vec<String>>, Err
 }
 
 impl NodeConfig {
+    /// Keys of the node config plexus does not read (logged, never fatal).
+    pub fn unknown_keys(&self) -> Vec<&str> {
+        self.raw
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !KNOWN_KEYS.contains(k))
+            .collect()
+    }
+
     /// The namespace isolation settings.
     pub fn isolation(&self) -> crate::k8s::nad::Isolation {
         crate::k8s::nad::Isolation {
@@ -274,14 +328,12 @@ mod tests {
         assert_eq!(c.bin_dir, PathBuf::from("/opt/cni/bin"));
         assert_eq!(c.delegate_timeout, Duration::from_secs(120));
         assert!(c.log_to_stderr);
-        assert!(c.cluster_network().is_err());
         let c = cfg(
             r#"{"name":"p","cniVersion":"1.1.0","binDir":"/b","delegateTimeoutSeconds":2.5,
                "delegates":[{"cniVersion":"1.0.0","type":"bridge"}]}"#,
         )
         .unwrap();
         assert_eq!(c.delegate_timeout, Duration::from_millis(2500));
-        assert_eq!(c.cluster_network().unwrap().0, "delegates[0]");
         assert_eq!(
             cfg(r#"{"name":"p","delegateTimeoutSeconds":0}"#)
                 .unwrap_err()
@@ -332,6 +384,18 @@ mod k8s_keys {
         assert_eq!(c.multus_namespace, "plexus");
         assert_eq!(c.client_options().call_budget, Duration::from_millis(1500));
         assert_eq!(c.conf_dir, PathBuf::from("/c"));
+        assert_eq!(c.cni_dir, PathBuf::from("/var/lib/cni/plexus"));
+        let c = cfg(
+            r#"{"name":"p","clusterNetwork":"k8s-pod-network","defaultNetworks":["a","b"],
+                "readinessindicatorfile":"/run/ready","cniDir":"/s","extra":1,"capabilities":{}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.cluster_network.as_deref(), Some("k8s-pod-network"));
+        assert_eq!(c.default_networks, vec!["a", "b"]);
+        assert_eq!(c.readiness_file.as_deref(), Some(Path::new("/run/ready")));
+        assert_eq!(c.readiness_timeout, Duration::from_secs(45));
+        assert_eq!(c.cni_dir, PathBuf::from("/s"));
+        assert_eq!(c.unknown_keys(), vec!["extra"]);
         let c = cfg(r#"{"name":"p","globalNamespaces":["a","b"]}"#).unwrap();
         assert_eq!(c.global_namespaces, vec!["a", "b"]);
         assert!(cfg(r#"{"name":"p","globalNamespaces":[1]}"#).is_err());
