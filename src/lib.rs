@@ -2,10 +2,12 @@
 //!
 //! The architecture, one room per concern, data flowing downwards:
 //! - [`plugin`]: what the `plexus` binary does for one CNI call (validate, dispatch, answer);
-//! - [`node`]: the node config (Multus-compatible keys);
+//! - [`node`]: the node config (Multus-compatible keys) and the node's networks;
+//! - [`k8s`]: the Kubernetes side (annotations, NADs, pod, network-status, Events);
 //! - [`delegate`]: running other plugins (safe lookup, one process, conflist semantics);
 //! - [`cni`]: the protocol (env, config, results, versions, errors), no side effects;
-//! - [`log`]: tracing to stderr or the log file, never stdout.
+//! - [`log`]: tracing to stderr or the log file, never stdout;
+//! - [`txn`]: what a CNI command does for a pod (plan, journal, apply, undo).
 
 pub mod cni;
 pub mod delegate;
@@ -13,3 +15,4 @@ pub mod k8s;
 pub mod log;
 pub mod node;
 pub mod plugin;
+pub mod txn;
