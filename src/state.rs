@@ -1,0 +1,1082 @@
+//! The journal: what plexus did for one attachment of the runtime, kept on disk so that DEL
+//! can undo all of it without the API server, even after a crash or a reboot.
+//!
+//! One journal per attachment of the runtime, keyed by (container ID, `CNI_IFNAME`), in the
+//! node's `cniDir` ([`StateDir`]). It holds the exact delegate config bytes, runtime values,
+//! CNI_ARGS and results of every attachment ([`Journal`], [`Attachment`]), and the state of each
+//! one: the transaction writes `Planned` for all before running any delegate, `Started` just
+//! before running one, `Added` with its result after. DEL and rollback walk
+//! [`Journal::pending_teardown`] backwards.
+//!
+//! # Files
+//!
+//! In the state directory (mode 0700, owned by the user plexus runs as):
+//! - `<containerID>:<ifname>.json` (mode 0600): the journal. The separator is `:` rather than
+//!   `-` because container IDs may contain `-` (and interface names too), which would let two
+//!   attachments share one file; container IDs and interface names can hold no `:`, so a
+//!   file name splits back into exactly one key ([`StateDir::list`]).
+//! - `<containerID>:<ifname>.lock` (mode 0600): the per-attachment lock ([`StateDir::lock`]).
+//! - `.<containerID>:<ifname>.json.<pid>-<n>.tmp`: a journal being written. Names starting
+//!   with `.` are never keys.
+//!
+//! # Crash safety
+//!
+//! A journal is never written in place. [`StateDir::save`] writes the whole document to a new
+//! temp file in the same directory (`O_EXCL`, mode 0600), fsyncs it, renames it over the
+//! journal and fsyncs the directory. `rename(2)` within one file system atomically replaces the
+//! name: at every instant the name points either to the old complete file or to the new
+//! complete, already durable file. A crash before the rename leaves the old journal and a
+//! stray temp file (removed by the next [`StateDir::open`]); a crash after it leaves the new
+//! journal, whose directory entry the directory fsync makes durable before `save` returns. So
+//! the journal of an attachment is never empty or truncated by plexus — the reboot-truncated
+//! cache that made Multus report DEL success without calling its delegates cannot happen.
+//!
+//! Should a journal be damaged anyway (disk error, an operator's editor), [`StateDir::load`]
+//! reports a decode error naming the file; it never treats it as absent, because "absent"
+//! means "nothing to undo" and DEL would then succeed while delegates still hold IPs and
+//! interfaces. An error makes the runtime retry DEL and tells the operator what to fix.
+//!
+//! Because the state of an attachment is recorded *before* its delegate runs (`Started`), a
+//! plexus killed in the middle of a delegate ADD leaves a journal that still lists that
+//! delegate, and the next DEL tears it down too (DEL must succeed on partial state, by the CNI
+//! spec).
+//!
+//! # Concurrency
+//!
+//! Two plexus processes for the same attachment (a DEL racing an ADD the runtime timed out)
+//! must not interleave: the transaction holds [`StateDir::lock`] (an `flock(2)` on the
+//! attachment's lock file) from before it reads the journal until after its last write. The
+//! lock is bounded in time and released on drop or when the process dies (the kernel drops
+//! `flock` locks with the last descriptor; descriptors are close-on-exec, so delegates do not
+//! inherit it). [`StateDir::remove`] unlinks the lock file while its caller holds the lock; a
+//! waiter that then gets the lock of the unlinked file notices (the path no longer names the
+//! inode it locked) and locks the current file instead, so two holders never coexist.
+
+use std::collections::HashSet;
+use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::cni::Error;
+
+/// The journal format version this plexus writes and reads.
+pub const VERSION: u32 = 1;
+
+const DIR_MODE: u32 = 0o700;
+const FILE_MODE: u32 = 0o600;
+const JOURNAL_SUFFIX: &str = ".json";
+const LOCK_SUFFIX: &str = ".lock";
+const ROLLED_BACK_SUFFIX: &str = ".rolledback";
+const TMP_SUFFIX: &str = ".tmp";
+/// Separates the container ID from the interface name in file names; neither can contain it.
+const KEY_SEP: char = ':';
+/// Longest key accepted: the temp file name adds about 30 bytes and names stop at 255.
+const MAX_KEY_LEN: usize = 200;
+/// Sleep between two non-blocking lock attempts.
+const LOCK_POLL: Duration = Duration::from_millis(10);
+
+/// Distinguishes the temp files of concurrent saves within one process.
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Where a transaction is for the whole attachment of the runtime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Phase {
+    /// ADD is in progress (or crashed, or is being rolled back).
+    Adding,
+    /// ADD completed and its result was returned.
+    Added,
+    /// DEL is in progress (or crashed midway).
+    Deleting,
+}
+
+/// Where one delegate attachment is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum AttachmentState {
+    /// Planned; its delegate has not been run.
+    Planned,
+    /// Its delegate ADD was started and has not reported success (it may have created
+    /// resources before failing or being killed).
+    Started,
+    /// Its delegate ADD succeeded; `result` holds the result.
+    Added,
+    /// Its delegate DEL succeeded.
+    Deleted,
+}
+
+/// The pod an attachment belongs to (from CNI_ARGS), for GC, events and operators.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodKey {
+    /// `K8S_POD_NAMESPACE`.
+    pub namespace: String,
+    /// `K8S_POD_NAME`.
+    pub name: String,
+    /// `K8S_POD_UID`, when the runtime sent it.
+    pub uid: Option<String>,
+}
+
+/// One delegate network attached to the pod: everything its DEL needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Attachment {
+    /// `namespace/name` of the NAD, or the cluster network's name.
+    pub network: String,
+    /// The interface name the delegate was given.
+    pub ifname: String,
+    /// The exact delegate config bytes (configs are JSON, hence UTF-8).
+    pub config: String,
+    /// The runtime values offered to the delegate by capability.
+    pub runtime_config: Map<String, Value>,
+    /// CNI_ARGS given to the delegate.
+    pub cni_args: String,
+    /// How far its delegate got.
+    pub state: AttachmentState,
+    /// The delegate's ADD result (in the config's version), once `Added`; DEL gets it as
+    /// `prevResult`.
+    pub result: Option<Value>,
+    /// Whether this attachment is the pod's default network (its result is plexus's result).
+    pub is_default: bool,
+}
+
+impl Attachment {
+    /// A `Planned` attachment without a result.
+    pub fn new(
+        network: impl Into<String>,
+        ifname: impl Into<String>,
+        config: impl Into<String>,
+        runtime_config: Map<String, Value>,
+        cni_args: impl Into<String>,
+        is_default: bool,
+    ) -> Self {
+        Attachment {
+            network: network.into(),
+            ifname: ifname.into(),
+            config: config.into(),
+            runtime_config,
+            cni_args: cni_args.into(),
+            state: AttachmentState::Planned,
+            result: None,
+            is_default,
+        }
+    }
+}
+
+/// The journal of one attachment of the runtime (container ID, `CNI_IFNAME`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Journal {
+    /// Always [`VERSION`]; [`StateDir::load`] refuses others.
+    pub version: u32,
+    /// `CNI_CONTAINERID` of the runtime's call.
+    pub container_id: String,
+    /// `CNI_IFNAME` of the runtime's call.
+    pub ifname: String,
+    /// `CNI_NETNS` of the ADD (DEL may get none).
+    pub netns: Option<String>,
+    /// `CNI_ARGS` of the runtime's call.
+    pub cni_args: String,
+    /// The pod, when CNI_ARGS named it.
+    pub pod: Option<PodKey>,
+    /// Where the transaction is.
+    pub phase: Phase,
+    /// In the order ADD runs them; teardown runs backwards.
+    pub attachments: Vec<Attachment>,
+}
+
+impl Journal {
+    /// A journal in phase `Adding` with these (normally `Planned`) attachments.
+    pub fn new(
+        container_id: impl Into<String>,
+        ifname: impl Into<String>,
+        netns: Option<String>,
+        cni_args: impl Into<String>,
+        pod: Option<PodKey>,
+        attachments: Vec<Attachment>,
+    ) -> Self {
+        Journal {
+            version: VERSION,
+            container_id: container_id.into(),
+            ifname: ifname.into(),
+            netns,
+            cni_args: cni_args.into(),
+            pod,
+            phase: Phase::Adding,
+            attachments,
+        }
+    }
+
+    /// Sets the state of attachment `index`; a `Some` result replaces the stored one, `None`
+    /// keeps it (DEL still needs it as `prevResult` if a retry comes). The caller saves.
+    pub fn mark(
+        &mut self,
+        index: usize,
+        state: AttachmentState,
+        result: Option<Value>,
+    ) -> Result<(), Error> {
+        let len = self.attachments.len();
+        let a = self.attachments.get_mut(index).ok_or_else(|| {
+            Error::Internal(format!(
+                "journal of container {} interface {}: no attachment {index} (it has {len})",
+                self.container_id, self.ifname
+            ))
+        })?;
+        a.state = state;
+        if result.is_some() {
+            a.result = result;
+        }
+        Ok(())
+    }
+
+    /// The attachments DEL or rollback must tear down, last first: those `Added`, and those
+    /// `Started` (a delegate killed or failing mid-ADD may have left an interface or a lease).
+    pub fn pending_teardown(&self) -> impl Iterator<Item = (usize, &Attachment)> {
+        self.attachments
+            .iter()
+            .enumerate()
+            .rev()
+            .filter(|(_, a)| matches!(a.state, AttachmentState::Started | AttachmentState::Added))
+    }
+}
+
+/// Keys whose lock this process holds through some [`StateDir`] clone.
+type Held = Arc<Mutex<HashSet<String>>>;
+
+fn held_set(h: &Held) -> MutexGuard<'_, HashSet<String>> {
+    h.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The journal directory (`cniDir` of the node config), checked and cleaned by [`open`].
+///
+/// [`open`]: StateDir::open
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    path: PathBuf,
+    held: Held,
+}
+
+/// The lock of one attachment, from [`StateDir::lock`]; released on drop.
+#[derive(Debug)]
+pub struct StateLock {
+    // Dropped after `Drop::drop` has unregistered the key: the registry never claims a lock
+    // that is not held.
+    _flock: Flock<File>,
+    key: String,
+    path: PathBuf,
+    held: Held,
+}
+
+impl StateLock {
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for StateLock {
+    fn drop(&mut self) {
+        held_set(&self.held).remove(&self.key);
+    }
+}
+
+impl StateDir {
+    /// Opens the journal directory, creating it (and its parents) with mode 0700 when missing.
+    ///
+    /// An existing directory owned by the current user but with another mode is set to 0700
+    /// (with a warning: journals hold configs and CNI_ARGS). A symlink, a non-directory or a
+    /// directory owned by another user is refused. Temp files left by a crashed save are
+    /// removed here (those of a writer that is still running are kept, see the module docs).
+    pub fn open(path: &Path) -> Result<StateDir, Error> {
+        let ctx = || format!("opening the plexus journal directory {}", path.display());
+        let mut created = false;
+        match fs::symlink_metadata(path) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                DirBuilder::new()
+                    .recursive(true)
+                    .mode(DIR_MODE)
+                    .create(path)
+                    .map_err(|e| Error::io(ctx(), format!("cannot create it: {e}")))?;
+                created = true;
+            }
+            Err(e) => return Err(Error::io(ctx(), e)),
+        }
+        let meta = fs::symlink_metadata(path).map_err(|e| Error::io(ctx(), e))?;
+        if meta.file_type().is_symlink() {
+            return Err(Error::io(
+                ctx(),
+                "it is a symlink, which plexus does not follow for its journals: replace it \
+                 with a directory (mode 0700, owned by the user plexus runs as) or set cniDir \
+                 to the real path",
+            ));
+        }
+        if !meta.is_dir() {
+            return Err(Error::io(
+                ctx(),
+                "it exists and is not a directory: remove it or set cniDir to another path",
+            ));
+        }
+        // From here on, work on the descriptor: what was checked is what is used.
+        let dir = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+            .open(path)
+            .map_err(|e| Error::io(ctx(), e))?;
+        let meta = dir.metadata().map_err(|e| Error::io(ctx(), e))?;
+        let euid = current_euid();
+        if meta.uid() != euid {
+            return Err(Error::io(
+                ctx(),
+                format!(
+                    "it is owned by uid {}, not by uid {euid} that plexus runs as, so others \
+                     could change what DEL undoes: `chown {euid} {p} && chmod 0700 {p}`, or set \
+                     cniDir to a directory of uid {euid}",
+                    meta.uid(),
+                    p = path.display()
+                ),
+            ));
+        }
+        let mode = meta.mode() & 0o7777;
+        if mode != DIR_MODE {
+            if !created {
+                tracing::warn!(
+                    path = %path.display(),
+                    mode = format!("{mode:04o}"),
+                    "the plexus journal directory had a mode other than 0700; setting it to 0700"
+                );
+            }
+            dir.set_permissions(Permissions::from_mode(DIR_MODE))
+                .map_err(|e| Error::io(ctx(), format!("cannot set its mode to 0700: {e}")))?;
+        }
+        let state = StateDir {
+            path: path.to_owned(),
+            held: Arc::default(),
+        };
+        state
+            .remove_stale_temp_files()
+            .map_err(|e| Error::io(ctx(), e))?;
+        Ok(state)
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes the journal atomically and durably (see the module docs).
+    pub fn save(&self, j: &Journal) -> Result<(), Error> {
+        let key = key(&j.container_id, &j.ifname)?;
+        let target = self.path.join(format!("{key}{JOURNAL_SUFFIX}"));
+        let ctx = || format!("writing the plexus journal {}", target.display());
+        if j.version != VERSION {
+            return Err(Error::Internal(format!(
+                "{}: journal version {} is not {VERSION}",
+                ctx(),
+                j.version
+            )));
+        }
+        let mut bytes = serde_json::to_vec_pretty(j)
+            .map_err(|e| Error::Internal(format!("{}: serialising: {e}", ctx())))?;
+        bytes.push(b'\n');
+        let tmp = self.path.join(format!(
+            ".{key}{JOURNAL_SUFFIX}.{}-{}{TMP_SUFFIX}",
+            std::process::id(),
+            TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let written = (|| -> Result<(), String> {
+            let step = |what: &str, e: io::Error| format!("{what} {}: {e}", tmp.display());
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(FILE_MODE)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&tmp)
+                .map_err(|e| step("creating", e))?;
+            f.write_all(&bytes).map_err(|e| step("writing", e))?;
+            f.sync_all().map_err(|e| step("syncing", e))?;
+            drop(f);
+            fs::rename(&tmp, &target).map_err(|e| step("renaming", e))
+        })();
+        if let Err(cause) = written {
+            if let Err(e) = fs::remove_file(&tmp)
+                && e.kind() != io::ErrorKind::NotFound
+            {
+                tracing::warn!(path = %tmp.display(), error = %e, "cannot remove a temp file");
+            }
+            return Err(Error::io(ctx(), cause));
+        }
+        self.sync_dir().map_err(|e| Error::io(ctx(), e))
+    }
+
+    /// The journal of (container ID, ifname); `None` when there is none. A file that is
+    /// empty, truncated, not JSON, of another version or of another key is an
+    /// [`Error::Decode`] naming it, never `None`.
+    pub fn load(&self, container_id: &str, ifname: &str) -> Result<Option<Journal>, Error> {
+        let key = key(container_id, ifname)?;
+        let path = self.path.join(format!("{key}{JOURNAL_SUFFIX}"));
+        let mut bytes = Vec::new();
+        let read = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+            .and_then(|mut f| f.read_to_end(&mut bytes));
+        match read {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(Error::io(
+                    format!("reading the plexus journal {}", path.display()),
+                    e,
+                ));
+            }
+        }
+        let j = decode(&path, &bytes)?;
+        if j.container_id != container_id || j.ifname != ifname {
+            return Err(corrupt(
+                &path,
+                &format!(
+                    "it belongs to container {:?} interface {:?}, not to container {container_id:?} interface {ifname:?}",
+                    j.container_id, j.ifname
+                ),
+            ));
+        }
+        Ok(Some(j))
+    }
+
+    /// Removes the journal of (container ID, ifname), and its lock file when this process
+    /// holds that lock (call it while holding [`StateDir::lock`]; without the lock the lock
+    /// file is kept, since unlinking it under another holder would let a third process lock a
+    /// fresh file). Absent files are fine; the directory is fsynced after the unlink.
+    pub fn remove(&self, container_id: &str, ifname: &str) -> Result<(), Error> {
+        let key = key(container_id, ifname)?;
+        let journal = self.path.join(format!("{key}{JOURNAL_SUFFIX}"));
+        let ctx = || format!("removing the plexus journal {}", journal.display());
+        unlink(&journal).map_err(|e| Error::io(ctx(), e))?;
+        if held_set(&self.held).contains(&key) {
+            let lock = self.path.join(format!("{key}{LOCK_SUFFIX}"));
+            unlink(&lock).map_err(|e| Error::io(ctx(), format!("{}: {e}", lock.display())))?;
+        } else {
+            tracing::debug!(
+                key,
+                "journal removed without holding its lock; lock file kept"
+            );
+        }
+        self.sync_dir().map_err(|e| Error::io(ctx(), e))
+    }
+
+    /// Every key (container ID, ifname) that has a journal, sorted; temp and lock files are
+    /// not keys.
+    pub fn list(&self) -> Result<Vec<(String, String)>, Error> {
+        self.keys_with(JOURNAL_SUFFIX)
+    }
+
+    /// Records that the ADD of (container ID, ifname) failed and was fully rolled back: an empty
+    /// `<key>.rolledback` marker (0600, durable) replaces the journal. The runtime's DEL that
+    /// follows every failed ADD then knows there is nothing to undo (and does not fail again on
+    /// the delegate that broke the ADD); GC removes markers the runtime forgets.
+    pub fn mark_rolled_back(&self, container_id: &str, ifname: &str) -> Result<(), Error> {
+        let key = key(container_id, ifname)?;
+        let marker = self.path.join(format!("{key}{ROLLED_BACK_SUFFIX}"));
+        let ctx = || format!("recording the rollback in {}", marker.display());
+        let f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&marker)
+            .map_err(|e| Error::io(ctx(), e))?;
+        f.sync_all().map_err(|e| Error::io(ctx(), e))?;
+        let journal = self.path.join(format!("{key}{JOURNAL_SUFFIX}"));
+        unlink(&journal).map_err(|e| Error::io(ctx(), e))?;
+        self.sync_dir().map_err(|e| Error::io(ctx(), e))
+    }
+
+    /// Removes the rollback marker of (container ID, ifname); true when there was one.
+    pub fn take_rolled_back(&self, container_id: &str, ifname: &str) -> Result<bool, Error> {
+        let key = key(container_id, ifname)?;
+        let marker = self.path.join(format!("{key}{ROLLED_BACK_SUFFIX}"));
+        match fs::remove_file(&marker) {
+            Ok(()) => {
+                self.sync_dir()
+                    .map_err(|e| Error::io(format!("removing {}", marker.display()), e))?;
+                Ok(true)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Error::io(format!("removing {}", marker.display()), e)),
+        }
+    }
+
+    /// Every key with a rollback marker, sorted.
+    pub fn rolled_back(&self) -> Result<Vec<(String, String)>, Error> {
+        self.keys_with(ROLLED_BACK_SUFFIX)
+    }
+
+    fn keys_with(&self, suffix: &str) -> Result<Vec<(String, String)>, Error> {
+        let ctx = || format!("listing the plexus journals in {}", self.path.display());
+        let mut keys = Vec::new();
+        for entry in fs::read_dir(&self.path).map_err(|e| Error::io(ctx(), e))? {
+            let entry = entry.map_err(|e| Error::io(ctx(), e))?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if name.starts_with('.') {
+                continue;
+            }
+            let Some(stem) = name.strip_suffix(suffix) else {
+                continue;
+            };
+            match stem.split_once(KEY_SEP) {
+                Some((cid, ifname)) if !cid.is_empty() && !ifname.is_empty() => {
+                    keys.push((cid.to_owned(), ifname.to_owned()));
+                }
+                _ => tracing::debug!(name, "not a plexus journal name; ignored"),
+            }
+        }
+        keys.sort();
+        Ok(keys)
+    }
+
+    /// Locks the attachment (container ID, ifname) against other plexus processes: an
+    /// exclusive `flock` on `<key>.lock` (created with mode 0600), tried without blocking every
+    /// few milliseconds until `timeout`, then an I/O error. Released when the [`StateLock`] is
+    /// dropped (or the process dies).
+    pub fn lock(
+        &self,
+        container_id: &str,
+        ifname: &str,
+        timeout: Duration,
+    ) -> Result<StateLock, Error> {
+        let key = key(container_id, ifname)?;
+        let path = self.path.join(format!("{key}{LOCK_SUFFIX}"));
+        let ctx = || format!("locking the plexus journal {}", path.display());
+        let started = Instant::now();
+        let timed_out = || {
+            Error::io(
+                ctx(),
+                format!(
+                    "another plexus process holds the lock for container {container_id} \
+                     interface {ifname} (waited {:.1}s); it is probably still running an ADD \
+                     or DEL for it, try again later",
+                    started.elapsed().as_secs_f64()
+                ),
+            )
+        };
+        let mut file = open_lock_file(&path).map_err(|e| Error::io(ctx(), e))?;
+        loop {
+            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(flock) => {
+                    if locks_current_file(&flock, &path).map_err(|e| Error::io(ctx(), e))? {
+                        held_set(&self.held).insert(key.clone());
+                        return Ok(StateLock {
+                            _flock: flock,
+                            key,
+                            path,
+                            held: Arc::clone(&self.held),
+                        });
+                    }
+                    // The holder removed the file before releasing it: lock the current one.
+                    drop(flock);
+                    if started.elapsed() >= timeout {
+                        return Err(timed_out());
+                    }
+                    file = open_lock_file(&path).map_err(|e| Error::io(ctx(), e))?;
+                }
+                Err((f, Errno::EWOULDBLOCK)) => {
+                    let waited = started.elapsed();
+                    if waited >= timeout {
+                        return Err(timed_out());
+                    }
+                    std::thread::sleep(LOCK_POLL.min(timeout - waited));
+                    file = f;
+                }
+                Err((f, Errno::EINTR)) => file = f,
+                Err((_, e)) => return Err(Error::io(ctx(), e)),
+            }
+        }
+    }
+
+    fn sync_dir(&self) -> io::Result<()> {
+        File::open(&self.path)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| io::Error::new(e.kind(), format!("syncing the directory: {e}")))
+    }
+
+    /// Removes the temp files of saves that will never finish: their writer's pid (in the
+    /// name) is gone, or the name has none. Those of live processes may be in flight.
+    fn remove_stale_temp_files(&self) -> io::Result<()> {
+        for entry in fs::read_dir(&self.path)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if !name.starts_with('.') || !name.ends_with(TMP_SUFFIX) {
+                continue;
+            }
+            if temp_writer(name).is_some_and(is_alive) {
+                tracing::debug!(name, "temp file of a running process kept");
+                continue;
+            }
+            match fs::remove_file(entry.path()) {
+                Ok(()) => tracing::info!(name, "removed a temp file left by an interrupted save"),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => tracing::warn!(name, error = %e, "cannot remove a stale temp file"),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The file name stem of a key, refusing what cannot name a journal unambiguously.
+fn key(container_id: &str, ifname: &str) -> Result<String, Error> {
+    let bad = |part: &str| {
+        part.is_empty() || part.contains(['/', KEY_SEP, '\0']) || part == "." || part == ".."
+    };
+    if bad(container_id)
+        || bad(ifname)
+        || container_id.starts_with('.')
+        || container_id.len() + ifname.len() + 1 > MAX_KEY_LEN
+    {
+        return Err(Error::invalid_env(
+            format!(
+                "container ID {container_id:?} and interface {ifname:?} cannot name a plexus journal"
+            ),
+            format!(
+                "both must be non-empty, without '/', ':' or NUL, the container ID must not \
+                 start with '.', and together they must be at most {MAX_KEY_LEN} bytes"
+            ),
+        ));
+    }
+    Ok(format!("{container_id}{KEY_SEP}{ifname}"))
+}
+
+/// The pid in a temp file name `.<key>.json.<pid>-<n>.tmp`.
+fn temp_writer(name: &str) -> Option<i32> {
+    let (_, tail) = name.strip_suffix(TMP_SUFFIX)?.rsplit_once('.')?;
+    let (pid, n) = tail.split_once('-')?;
+    n.parse::<u64>().ok()?;
+    pid.parse::<i32>().ok().filter(|p| *p > 0)
+}
+
+fn is_alive(pid: i32) -> bool {
+    // EPERM: it exists but is not ours. Only ESRCH says it is gone.
+    !matches!(
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+        Err(Errno::ESRCH)
+    )
+}
+
+/// The effective uid (nix's `geteuid` needs its `user` feature, not enabled here).
+fn current_euid() -> u32 {
+    // SAFETY: geteuid(2) takes no arguments, touches no memory of ours and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+fn unlink(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+fn open_lock_file(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(FILE_MODE)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
+/// Whether the locked descriptor is still the file the path names.
+fn locks_current_file(locked: &File, path: &Path) -> io::Result<bool> {
+    let ours = locked.metadata()?;
+    match fs::symlink_metadata(path) {
+        Ok(now) => Ok(now.dev() == ours.dev() && now.ino() == ours.ino()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+fn corrupt(path: &Path, what: &str) -> Error {
+    Error::decode(
+        format!("corrupt plexus journal {}: {what}", path.display()),
+        "DEL cannot tell from it which delegates to undo, so it fails rather than report \
+         success and leak their interfaces and IP leases. Restore the file, or release what it \
+         lists by hand and delete it; the runtime retries DEL.",
+    )
+}
+
+fn decode(path: &Path, bytes: &[u8]) -> Result<Journal, Error> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(corrupt(path, "the file is empty"));
+    }
+    let doc: Value = serde_json::from_slice(bytes)
+        .map_err(|e| corrupt(path, &format!("not complete JSON (truncated?): {e}")))?;
+    match doc.get("version") {
+        Some(v) if v.as_u64() == Some(u64::from(VERSION)) => {}
+        Some(v) => {
+            return Err(corrupt(
+                path,
+                &format!("journal version {v}, this plexus reads version {VERSION}"),
+            ));
+        }
+        None => return Err(corrupt(path, "no journal version")),
+    }
+    serde_json::from_value(doc).map_err(|e| corrupt(path, &format!("not a plexus journal: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn mode(p: &Path) -> u32 {
+        fs::metadata(p).unwrap().mode() & 0o7777
+    }
+
+    fn journal(cid: &str, ifname: &str) -> Journal {
+        let rc = json!({"mac": "aa:bb:cc:dd:ee:ff", "ips": ["10.0.0.5/24"]})
+            .as_object()
+            .unwrap()
+            .clone();
+        Journal::new(
+            cid,
+            ifname,
+            Some("/var/run/netns/p1".into()),
+            "IgnoreUnknown=1;K8S_POD_NAMESPACE=ns;K8S_POD_NAME=p",
+            Some(PodKey {
+                namespace: "ns".into(),
+                name: "p".into(),
+                uid: Some("u-1".into()),
+            }),
+            vec![
+                Attachment::new(
+                    "kube-system/cluster",
+                    "eth0",
+                    r#"{"cniVersion":"1.0.0","name":"cluster","type":"bridge"}"#,
+                    Map::new(),
+                    "IgnoreUnknown=true",
+                    true,
+                ),
+                Attachment::new(
+                    "ns/macvlan-a",
+                    "net1",
+                    // Odd spacing, key order, unicode and an escape: kept byte for byte.
+                    "{ \"type\" : \"macvlan\",\n \"zz\": 1, \"a\": \"é\\u0041\" }",
+                    rc,
+                    "IgnoreUnknown=true",
+                    false,
+                ),
+            ],
+        )
+    }
+
+    fn assert_decode_naming(e: Error, path: &Path) {
+        assert!(matches!(e, Error::Decode { .. }), "{e:?}");
+        assert!(e.msg().contains(&path.display().to_string()), "{}", e.msg());
+    }
+
+    #[test]
+    fn open_creates_dir_and_parents_0700_and_files_are_0600() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("a/b/plexus");
+        let s = StateDir::open(&p).unwrap();
+        assert_eq!(mode(&p), 0o700);
+        assert_eq!(mode(&t.path().join("a")), 0o700);
+        s.save(&journal("c1", "eth0")).unwrap();
+        assert_eq!(mode(&p.join("c1:eth0.json")), 0o600);
+        let l = s.lock("c1", "eth0", Duration::from_millis(200)).unwrap();
+        assert_eq!(mode(l.path()), 0o600);
+        assert_eq!(l.path(), p.join("c1:eth0.lock"));
+        // Opening again is fine and changes nothing.
+        StateDir::open(&p).unwrap();
+        assert_eq!(mode(&p), 0o700);
+    }
+
+    #[test]
+    fn wider_mode_is_tightened() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("s");
+        fs::create_dir(&p).unwrap();
+        fs::set_permissions(&p, Permissions::from_mode(0o755)).unwrap();
+        StateDir::open(&p).unwrap();
+        assert_eq!(mode(&p), 0o700);
+    }
+
+    #[test]
+    fn dir_of_another_user_symlink_and_file_are_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let file = t.path().join("f");
+        fs::write(&file, "").unwrap();
+        let e = StateDir::open(&file).unwrap_err();
+        assert!(e.msg().contains(&file.display().to_string()), "{e}");
+        assert!(e.msg().contains("not a directory"), "{e}");
+
+        let real = t.path().join("real");
+        fs::create_dir(&real).unwrap();
+        let link = t.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let e = StateDir::open(&link).unwrap_err();
+        assert!(e.msg().contains(&link.display().to_string()), "{e}");
+        assert!(e.msg().contains("symlink"), "{e}");
+
+        if current_euid() != 0 {
+            eprintln!("SKIPPED: the other-owner part of this test needs root (chown to 65534)");
+            return;
+        }
+        let other = t.path().join("other");
+        fs::create_dir(&other).unwrap();
+        std::os::unix::fs::chown(&other, Some(65534), Some(65534)).unwrap();
+        let e = StateDir::open(&other).unwrap_err();
+        assert_eq!(e.code().0, 5);
+        assert!(e.msg().contains(&other.display().to_string()), "{e}");
+        assert!(
+            e.msg().contains("owned by uid 65534") && e.msg().contains("chown"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn save_load_round_trip_keeps_config_bytes() {
+        let t = tempfile::tempdir().unwrap();
+        let s = StateDir::open(t.path()).unwrap();
+        assert_eq!(s.load("c1", "eth0").unwrap(), None);
+        let mut j = journal("c1", "eth0");
+        s.save(&j).unwrap();
+        assert_eq!(s.load("c1", "eth0").unwrap().as_ref(), Some(&j));
+        j.mark(
+            0,
+            AttachmentState::Added,
+            Some(json!({"cniVersion": "1.0.0"})),
+        )
+        .unwrap();
+        j.phase = Phase::Added;
+        s.save(&j).unwrap();
+        let back = s.load("c1", "eth0").unwrap().unwrap();
+        assert_eq!(back, j);
+        assert_eq!(back.attachments[1].config, j.attachments[1].config);
+        assert_eq!(
+            back.attachments[1]
+                .runtime_config
+                .keys()
+                .collect::<Vec<_>>(),
+            vec!["mac", "ips"]
+        );
+        let raw: Value =
+            serde_json::from_slice(&fs::read(t.path().join("c1:eth0.json")).unwrap()).unwrap();
+        assert_eq!(raw["version"], 1);
+        assert_eq!(raw["containerId"], "c1");
+        assert_eq!(raw["phase"], "added");
+        assert_eq!(raw["attachments"][0]["state"], "added");
+        assert_eq!(raw["attachments"][1]["isDefault"], false);
+        // Nothing but the journal is left behind.
+        let names: Vec<_> = fs::read_dir(t.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec!["c1:eth0.json"]);
+    }
+
+    #[test]
+    fn damaged_journals_are_decode_errors_naming_the_file() {
+        let t = tempfile::tempdir().unwrap();
+        let s = StateDir::open(t.path()).unwrap();
+        let good = serde_json::to_string(&journal("c1", "eth0")).unwrap();
+        let other_version = good.replacen("\"version\":1", "\"version\":2", 1);
+        assert_ne!(good, other_version);
+        let other_key = serde_json::to_string(&journal("c2", "eth0")).unwrap();
+        let cases = [
+            ("empty", String::new()),
+            ("truncated", good[..good.len() / 2].to_owned()),
+            ("not JSON", "hello".to_owned()),
+            ("other version", other_version),
+            ("no version", "{}".to_owned()),
+            (
+                "wrong shape",
+                r#"{"version":1,"containerId":"c1"}"#.to_owned(),
+            ),
+            ("other key", other_key),
+        ];
+        let path = t.path().join("c1:eth0.json");
+        for (what, content) in cases {
+            fs::write(&path, &content).unwrap();
+            let e = s.load("c1", "eth0").unwrap_err();
+            eprintln!("{what}: {e}");
+            assert_decode_naming(e, &path);
+        }
+    }
+
+    #[test]
+    fn crash_leftovers_keep_the_old_journal_and_are_cleaned_by_open() {
+        let t = tempfile::tempdir().unwrap();
+        let s = StateDir::open(t.path()).unwrap();
+        let old = journal("c1", "eth0");
+        s.save(&old).unwrap();
+        // A crash mid-save: a half-written temp file next to the old complete journal.
+        let mut new = old.clone();
+        new.phase = Phase::Added;
+        let half = serde_json::to_vec(&new).unwrap();
+        let half = &half[..half.len() / 2];
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let dead_tmp = t.path().join(format!(".c1:eth0.json.{dead}-0.tmp"));
+        let bare_tmp = t.path().join(".c1:eth0.json.tmp");
+        let live_tmp = t.path().join(".c2:eth0.json.1-0.tmp");
+        for p in [&dead_tmp, &bare_tmp, &live_tmp] {
+            fs::write(p, half).unwrap();
+        }
+        let s = StateDir::open(t.path()).unwrap();
+        assert!(!dead_tmp.exists() && !bare_tmp.exists());
+        // pid 1 is alive: its save may be in flight.
+        assert!(live_tmp.exists());
+        assert_eq!(s.load("c1", "eth0").unwrap(), Some(old));
+    }
+
+    #[test]
+    fn list_ignores_temp_and_lock_files_and_splits_keys_exactly() {
+        let t = tempfile::tempdir().unwrap();
+        let s = StateDir::open(t.path()).unwrap();
+        for (c, i) in [("b-1", "net-2"), ("a", "eth0"), ("b", "1-net-2")] {
+            s.save(&journal(c, i)).unwrap();
+        }
+        let _l = s.lock("z", "eth0", Duration::from_millis(200)).unwrap();
+        fs::write(t.path().join(".a:eth0.json.1-0.tmp"), "{").unwrap();
+        fs::create_dir(t.path().join("lost+found")).unwrap();
+        assert_eq!(
+            s.list().unwrap(),
+            vec![
+                ("a".to_owned(), "eth0".to_owned()),
+                ("b".to_owned(), "1-net-2".to_owned()),
+                ("b-1".to_owned(), "net-2".to_owned()),
+            ]
+        );
+        for (c, i) in s.list().unwrap() {
+            assert_eq!(s.load(&c, &i).unwrap().unwrap().container_id, c);
+        }
+    }
+
+    #[test]
+    fn keys_that_cannot_name_a_file_are_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let s = StateDir::open(t.path()).unwrap();
+        let long = "x".repeat(MAX_KEY_LEN);
+        for (c, i) in [
+            ("../x", "eth0"),
+            (".hidden", "eth0"),
+            ("", "eth0"),
+            ("c1", ""),
+            ("c1", "a/b"),
+            ("c:1", "eth0"),
+            ("c1", ".."),
+            (long.as_str(), "eth0"),
+        ] {
+            let e = s.load(c, i).unwrap_err();
+            assert_eq!(e.code().0, 4, "{c:?} {i:?}: {e}");
+            assert!(s.lock(c, i, Duration::ZERO).is_err());
+            let mut j = journal("c1", "eth0");
+            j.container_id = c.into();
+            j.ifname = i.into();
+            assert!(s.save(&j).is_err());
+        }
+        assert_eq!(fs::read_dir(t.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn remove_is_idempotent_and_removes_the_lock_file_under_the_lock() {
+        let t = tempfile::tempdir().unwrap();
+        let s = StateDir::open(t.path()).unwrap();
+        s.remove("c1", "eth0").unwrap();
+        s.save(&journal("c1", "eth0")).unwrap();
+        let l = s.lock("c1", "eth0", Duration::from_millis(200)).unwrap();
+        s.remove("c1", "eth0").unwrap();
+        assert!(!t.path().join("c1:eth0.json").exists());
+        assert!(!l.path().exists());
+        s.remove("c1", "eth0").unwrap();
+        drop(l);
+        assert_eq!(s.load("c1", "eth0").unwrap(), None);
+        // Without the lock, the lock file stays (another process might hold it).
+        drop(s.lock("c1", "eth0", Duration::from_millis(200)).unwrap());
+        s.remove("c1", "eth0").unwrap();
+        assert!(t.path().join("c1:eth0.lock").exists());
+    }
+
+    #[test]
+    fn second_lock_times_out_within_its_bound_and_succeeds_after_release() {
+        let t = tempfile::tempdir().unwrap();
+        let s = StateDir::open(t.path()).unwrap();
+        let first = s.lock("c1", "eth0", Duration::from_millis(200)).unwrap();
+        // Another key is independent.
+        drop(s.lock("c1", "net1", Duration::ZERO).unwrap());
+        let s2 = StateDir::open(t.path()).unwrap();
+        let (elapsed, err) = std::thread::spawn(move || {
+            let start = Instant::now();
+            let r = s2.lock("c1", "eth0", Duration::from_millis(200));
+            (start.elapsed(), r.unwrap_err())
+        })
+        .join()
+        .unwrap();
+        assert!(elapsed >= Duration::from_millis(200), "{elapsed:?}");
+        assert!(elapsed < Duration::from_millis(1500), "{elapsed:?}");
+        assert_eq!(err.code().0, 5);
+        assert!(
+            err.msg().contains("another plexus process holds the lock"),
+            "{err}"
+        );
+        assert!(err.msg().contains("container c1 interface eth0"), "{err}");
+        drop(first);
+        let s3 = s.clone();
+        std::thread::spawn(move || s3.lock("c1", "eth0", Duration::from_millis(200)).unwrap())
+            .join()
+            .unwrap();
+    }
+
+    #[test]
+    fn waiter_gets_the_lock_when_released_even_after_the_file_was_removed() {
+        let t = tempfile::tempdir().unwrap();
+        let s = StateDir::open(t.path()).unwrap();
+        let first = s.lock("c1", "eth0", Duration::from_millis(200)).unwrap();
+        let s2 = StateDir::open(t.path()).unwrap();
+        let waiter = std::thread::spawn(move || {
+            let start = Instant::now();
+            let l = s2.lock("c1", "eth0", Duration::from_secs(2)).unwrap();
+            // The waiter holds the file the path names, not the unlinked one.
+            assert!(l.path().exists());
+            start.elapsed()
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        s.remove("c1", "eth0").unwrap();
+        drop(first);
+        let waited = waiter.join().unwrap();
+        assert!(waited < Duration::from_millis(1500), "{waited:?}");
+    }
+
+    #[test]
+    fn pending_teardown_is_started_and_added_last_first() {
+        let mut j = journal("c1", "eth0");
+        let a = j.attachments[0].clone();
+        j.attachments.extend([a.clone(), a.clone(), a]);
+        j.mark(0, AttachmentState::Added, Some(json!({"r": 0})))
+            .unwrap();
+        j.mark(2, AttachmentState::Started, None).unwrap();
+        j.mark(3, AttachmentState::Deleted, None).unwrap();
+        j.mark(4, AttachmentState::Added, None).unwrap();
+        let order: Vec<usize> = j.pending_teardown().map(|(i, _)| i).collect();
+        assert_eq!(order, vec![4, 2, 0]);
+        // A None result keeps the stored one; out of range is an error, not a panic.
+        j.mark(0, AttachmentState::Deleted, None).unwrap();
+        assert_eq!(j.attachments[0].result, Some(json!({"r": 0})));
+        assert!(j.mark(9, AttachmentState::Added, None).is_err());
+    }
+}
