@@ -6,20 +6,18 @@
 //! variables, unknown command, VERSION (which reads nothing else), then stdin (JSON, `name`),
 //! `cniVersion`, the command's version gate, and finally the command.
 //!
-//! **Current scope**: the cluster network (`clusterNetwork` as a path or a config name in
-//! `confDir`, or the first entry of `delegates`) is run through [`Chain`] for ADD, DEL, CHECK,
-//! STATUS and GC. A failed ADD is undone
-//! at once with a DEL of that network (see [`undo_add`]). Secondary networks
-//! from NetworkAttachmentDefinitions, the journal and rollback build on this.
+//! The commands themselves are the transaction in [`crate::txn`]; this module only wires the
+//! seams: the journal directory, the lazily built API client and the process runner.
 
 use std::io::Read;
 
 use serde_json::Value;
 
-use crate::cni::result;
 use crate::cni::{Command, Env, Error, Version};
-use crate::delegate::{Chain, Exec, Invocation};
+use crate::delegate::Exec;
 use crate::node::{NodeConfig, decode_stdin};
+use crate::state::StateDir;
+use crate::txn::{self, Ctx, LazyClient};
 
 /// What to print and how to exit.
 #[derive(Debug, Clone, PartialEq)]
@@ -97,81 +95,21 @@ pub fn run(
 }
 
 fn dispatch(env: &Env, node: &NodeConfig, exec: &dyn Exec) -> Result<Option<Value>, Error> {
-    // The API joins in with the per-pod transaction; until then the cluster network resolves
-    // from the node config and confDir alone.
-    let cluster = crate::node::resolve::node_networks(node, None)?.cluster;
-    let (label, net) = (cluster.name, cluster.config);
-    let delegate_version = net.validate(&label)?;
-    let mut plugin_dirs = vec![node.bin_dir.clone()];
-    plugin_dirs.extend(env.path.iter().filter(|p| **p != node.bin_dir).cloned());
-    let inv = Invocation {
-        network: label,
-        container_id: env.container_id.clone(),
-        netns: env.netns.clone(),
-        ifname: env.ifname.clone(),
-        cni_args: env.args.for_delegate(),
-        plugin_dirs,
-        runtime_config: node.runtime_config.clone(),
-        timeout: node.delegate_timeout,
+    let state = StateDir::open(&node.cni_dir)?;
+    let apis = LazyClient::new(node.client_options());
+    let ctx = Ctx {
+        env,
+        node,
+        exec,
+        apis: &apis,
+        state: &state,
     };
-    let chain = Chain::new(exec);
-    // The runtime's prevResult is in plexus's config version; the delegate wants its own.
-    let prev = node
-        .prev_result
-        .as_ref()
-        .map(|p| result::convert(p, delegate_version).unwrap_or_else(|_| p.clone()));
     match env.command {
-        Command::Add => {
-            let res = chain
-                .add(&net, &inv)
-                .inspect_err(|_| undo_add(&chain, &net, &inv))?;
-            result::convert(&res, node.version).map(Some).map_err(|e| {
-                Error::incompatible(
-                    format!(
-                        "the result of network {:?} cannot be returned as a {} result: {}",
-                        inv.network,
-                        node.version,
-                        e.msg()
-                    ),
-                    "use a node config cniVersion the cluster network's result can be expressed in",
-                )
-            })
-        }
-        Command::Del => chain.del(&net, &inv, prev.as_ref()).map(|()| None),
-        Command::Check => {
-            let prev = prev.ok_or_else(|| {
-                Error::invalid_config("CHECK needs prevResult", "the runtime sent no prevResult")
-            })?;
-            chain.check(&net, &inv, &prev).map(|()| None)
-        }
-        Command::Status => chain.status(&net, &inv).map(|()| None),
-        Command::Gc => {
-            let valid = node
-                .valid_attachments
-                .clone()
-                .unwrap_or(Value::Array(vec![]));
-            chain.gc(&net, &inv, &valid).map(|()| None).map_err(combine)
-        }
+        Command::Add => txn::add::add(&ctx).map(Some),
+        Command::Del => txn::del::del(&ctx).map(|()| None),
+        Command::Check => txn::check::check(&ctx).map(|()| None),
+        Command::Status => txn::status::status(&ctx).map(|()| None),
+        Command::Gc => txn::gc::gc(&ctx).map(|()| None),
         Command::Version => Ok(Some(crate::cni::version::version_answer())),
     }
-}
-
-/// Undoes a failed ADD of one network: DEL of the whole config (every plugin, in reverse,
-/// past failures), so that plugins which succeeded before the failing one release what they
-/// took. Runtimes also call DEL after a failed ADD, and DEL is idempotent, so this is safe to
-/// repeat. Its own failures are logged; the ADD error is what the runtime gets.
-fn undo_add(chain: &Chain<'_>, net: &crate::cni::NetworkConfig, inv: &Invocation) {
-    tracing::warn!(network = %inv.network, "ADD failed; undoing it with DEL");
-    if let Err(e) = chain.del(net, inv, None) {
-        tracing::error!(network = %inv.network, error = %e, "undoing the failed ADD also failed");
-    }
-}
-
-/// Several failures as one error (code 999) listing every message; a single one is kept as is.
-fn combine(mut errors: Vec<Error>) -> Error {
-    if errors.len() == 1 {
-        return errors.remove(0);
-    }
-    let msgs: Vec<String> = errors.iter().map(Error::msg).collect();
-    Error::Internal(format!("{} failures: {}", errors.len(), msgs.join("; ")))
 }

@@ -2,7 +2,8 @@
 //! `conformance/fixtures/plugins`. Each case asserts the exact error document a runtime
 //! receives, and what the fake recorded (env, stdin) or left behind (processes).
 //!
-//! The fakes touch no network, so these tests need neither root nor a sandbox.
+//! Each test runs in its own sandbox (private network and mount namespaces): the pod
+//! namespace `fake-pod` and plexus's journal directory (`/run/cni/plexus`) live there.
 
 mod common;
 
@@ -10,6 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use plexus_conformance::plugins::{self, fixtures_dir, recorded};
+use plexus_conformance::sandbox;
 use serde_json::{Value, json};
 
 use common::{Run, attach_env, plexus};
@@ -20,6 +22,7 @@ fn node(plugin: &str, extra: Value) -> String {
         "cniVersion": "1.1.0", "name": "plexus", "type": "plexus",
         "binDir": fixtures_dir().display().to_string(),
         "logLevel": "debug",
+        "cniDir": "/run/cni/plexus",
         "delegates": [{"cniVersion": "1.0.0", "name": "fakenet", "type": plugin}]
     });
     if let (Some(n), Some(extra)) = (n.as_object_mut(), extra.as_object()) {
@@ -28,10 +31,20 @@ fn node(plugin: &str, extra: Value) -> String {
     n.to_string()
 }
 
+/// The pod namespace of this sandbox (created on first use).
+const POD: &str = "/run/netns/fake-pod";
+
+fn ensure_pod() {
+    if !Path::new(POD).exists() {
+        plexus_conformance::netns::ip(&["netns", "add", "fake-pod"]);
+    }
+}
+
 /// Runs `command` through plexus with the fakes recording into `dir`.
 fn call(command: &str, dir: &Path, stdin: &str) -> Run {
+    ensure_pod();
     let dir = dir.display().to_string();
-    let mut env = attach_env(command, "/run/netns/fake-pod", "eth0", "/nonexistent/bin");
+    let mut env = attach_env(command, POD, "eth0", "/nonexistent/bin");
     env.push(("FAKE_RECORD_DIR", &dir));
     env.push(("FAKE_CODE", "11"));
     plexus(&env, stdin)
@@ -44,322 +57,383 @@ fn assert_error(r: &Run, expected: Value) {
 
 #[test]
 fn delegate_gets_its_env_and_exact_config_and_the_result_comes_back() {
-    let d = tempfile::tempdir().unwrap();
-    let r = call("ADD", d.path(), &node("fake-record", json!({})));
-    assert_eq!(r.code, 0, "{r:?}");
-    assert_eq!(
-        r.json(),
-        json!({"cniVersion":"1.1.0","interfaces":[{"name":"eth0","sandbox":"/run/netns/fake-pod"}],
+    sandbox::run(
+        "delegate_gets_its_env_and_exact_config_and_the_result_comes_back",
+        || {
+            let d = tempfile::tempdir().unwrap();
+            let r = call("ADD", d.path(), &node("fake-record", json!({})));
+            assert_eq!(r.code, 0, "{r:?}");
+            assert_eq!(
+                r.json(),
+                json!({"cniVersion":"1.1.0","interfaces":[{"name":"eth0","sandbox":"/run/netns/fake-pod"}],
                "ips":[{"interface":0,"address":"10.99.0.2/24"}],"dns":{}}),
-        "1.0.0 -> 1.1.0 only relabels the version: the delegate's keys stay as they were"
-    );
-    let calls = recorded(d.path());
-    assert_eq!(calls.len(), 1);
-    let c = &calls[0];
-    assert_eq!(c.command, "ADD");
-    assert_eq!(c.var("CNI_IFNAME"), Some("eth0"));
-    assert_eq!(c.var("CNI_NETNS"), Some("/run/netns/fake-pod"));
-    assert_eq!(c.var("CNI_CONTAINERID"), Some("c0ffee"));
-    assert_eq!(
-        c.var("CNI_ARGS"),
-        Some(
-            "IgnoreUnknown=true;K8S_POD_NAMESPACE=ns1;K8S_POD_NAME=pod1;K8S_POD_INFRA_CONTAINER_ID=c0ffee;K8S_POD_UID=u-1"
-        )
-    );
-    let path = format!("{}:/nonexistent/bin", fixtures_dir().display());
-    assert_eq!(c.var("CNI_PATH"), Some(path.as_str()));
-    // The delegate config is passed through as it is in the node config.
-    assert_eq!(
-        String::from_utf8_lossy(&c.stdin),
-        r#"{"cniVersion":"1.0.0","name":"fakenet","type":"fake-record"}"#
+                "1.0.0 -> 1.1.0 only relabels the version: the delegate's keys stay as they were"
+            );
+            let calls = recorded(d.path());
+            assert_eq!(calls.len(), 1);
+            let c = &calls[0];
+            assert_eq!(c.command, "ADD");
+            assert_eq!(c.var("CNI_IFNAME"), Some("eth0"));
+            assert_eq!(c.var("CNI_NETNS"), Some("/run/netns/fake-pod"));
+            assert_eq!(c.var("CNI_CONTAINERID"), Some("c0ffee"));
+            assert_eq!(
+                c.var("CNI_ARGS"),
+                Some(
+                    "IgnoreUnknown=true;K8S_POD_NAMESPACE=ns1;K8S_POD_NAME=pod1;K8S_POD_INFRA_CONTAINER_ID=c0ffee;K8S_POD_UID=u-1"
+                )
+            );
+            let path = format!("{}:/nonexistent/bin", fixtures_dir().display());
+            assert_eq!(c.var("CNI_PATH"), Some(path.as_str()));
+            // The delegate config is passed through as it is in the node config.
+            assert_eq!(
+                String::from_utf8_lossy(&c.stdin),
+                r#"{"cniVersion":"1.0.0","name":"fakenet","type":"fake-record"}"#
+            );
+        },
     );
 }
 
 #[test]
 fn del_without_netns_reaches_the_delegate_without_cni_netns() {
-    let d = tempfile::tempdir().unwrap();
-    let dir = d.path().display().to_string();
-    let mut env: Vec<(&str, &str)> = attach_env("DEL", "", "eth0", "/x")
-        .into_iter()
-        .filter(|(k, _)| *k != "CNI_NETNS")
-        .collect();
-    env.push(("FAKE_RECORD_DIR", &dir));
-    let r = plexus(&env, &node("fake-record", json!({})));
-    assert_eq!((r.code, r.stdout.as_str()), (0, ""), "{r:?}");
-    let calls = recorded(d.path());
-    assert_eq!(calls.len(), 1);
-    assert_eq!(calls[0].command, "DEL");
-    assert_eq!(calls[0].var("CNI_NETNS"), None);
+    sandbox::run(
+        "del_without_netns_reaches_the_delegate_without_cni_netns",
+        || {
+            let d = tempfile::tempdir().unwrap();
+            let dir = d.path().display().to_string();
+            let mut env: Vec<(&str, &str)> = attach_env("DEL", "", "eth0", "/x")
+                .into_iter()
+                .filter(|(k, _)| *k != "CNI_NETNS")
+                .collect();
+            env.push(("FAKE_RECORD_DIR", &dir));
+            let r = plexus(&env, &node("fake-record", json!({})));
+            assert_eq!((r.code, r.stdout.as_str()), (0, ""), "{r:?}");
+            let calls = recorded(d.path());
+            assert_eq!(calls.len(), 1);
+            assert_eq!(calls[0].command, "DEL");
+            assert_eq!(calls[0].var("CNI_NETNS"), None);
+        },
+    );
 }
 
 #[test]
 fn reported_error_keeps_the_delegates_code_and_names_plugin_and_network() {
-    let d = tempfile::tempdir().unwrap();
-    let r = call("ADD", d.path(), &node("fake-fail-add", json!({})));
-    assert_error(
-        &r,
-        json!({"cniVersion":"1.1.0","code":11,
+    sandbox::run(
+        "reported_error_keeps_the_delegates_code_and_names_plugin_and_network",
+        || {
+            let d = tempfile::tempdir().unwrap();
+            let r = call("ADD", d.path(), &node("fake-fail-add", json!({})));
+            assert_error(
+                &r,
+                json!({"cniVersion":"1.1.0","code":11,
                "msg":"delegate plugin \"fake-fail-add\" for network \"fakenet\" (ADD) failed: fake failure",
                "details":"asked to fail"}),
+            );
+        },
     );
 }
 
 #[test]
 fn failing_del_is_reported_not_swallowed() {
-    let d = tempfile::tempdir().unwrap();
-    let r = call("DEL", d.path(), &node("fake-fail-del", json!({})));
-    assert_eq!(r.code, 1, "{r:?}");
-    let doc = r.json();
-    assert_eq!(doc["code"], 5);
-    assert_eq!(
-        doc["msg"],
-        "delegate plugin \"fake-fail-del\" for network \"fakenet\" (DEL) failed: fake del failure"
-    );
+    sandbox::run("failing_del_is_reported_not_swallowed", || {
+        let d = tempfile::tempdir().unwrap();
+        let conf = node("fake-fail-del", json!({}));
+        assert_eq!(call("ADD", d.path(), &conf).code, 0);
+        // The ADD succeeded, so a failing DEL is strict: reported, journal kept for the retry.
+        for _ in 0..2 {
+            let r = call("DEL", d.path(), &conf);
+            assert_eq!(r.code, 1, "{r:?}");
+            let doc = r.json();
+            assert_eq!(doc["code"], 5);
+            assert_eq!(
+                doc["msg"],
+                "delegate plugin \"fake-fail-del\" for network \"fakenet\" (DEL) failed: fake del failure"
+            );
+            assert!(
+                Path::new("/run/cni/plexus/c0ffee:eth0.json").exists(),
+                "{:?}",
+                std::fs::read_dir("/run/cni/plexus").map(|d| d
+                    .filter_map(|e| e.ok())
+                    .map(|e| e.file_name())
+                    .collect::<Vec<_>>())
+            );
+        }
+    });
 }
 
 #[test]
 fn hanging_delegate_is_killed_at_the_timeout_with_its_process_group() {
-    let d = tempfile::tempdir().unwrap();
-    let r = call(
-        "ADD",
-        d.path(),
-        &node("fake-hang", json!({"delegateTimeoutSeconds": 0.5})),
-    );
-    assert_error(
-        &r,
-        json!({"cniVersion":"1.1.0","code":11,
+    sandbox::run(
+        "hanging_delegate_is_killed_at_the_timeout_with_its_process_group",
+        || {
+            let d = tempfile::tempdir().unwrap();
+            let r = call(
+                "ADD",
+                d.path(),
+                &node("fake-hang", json!({"delegateTimeoutSeconds": 0.5})),
+            );
+            assert_error(
+                &r,
+                json!({"cniVersion":"1.1.0","code":11,
                "msg":"delegate plugin \"fake-hang\" for network \"fakenet\" (ADD) did not finish within 0.5s and was killed with its process group"}),
+            );
+            // Both pid files exist by now: the script wrote them before it was killed.
+            let (script, child) = plugins::wait_for_hang_pids(d.path(), Duration::from_secs(1));
+            for pid in [script, child] {
+                plexus_conformance::wait_until(
+                    &format!("fake-hang process {pid} to be gone"),
+                    Duration::from_secs(5),
+                    || !plugins::process_alive(pid),
+                );
+            }
+        },
     );
-    // Both pid files exist by now: the script wrote them before it was killed.
-    let (script, child) = plugins::wait_for_hang_pids(d.path(), Duration::from_secs(1));
-    for pid in [script, child] {
-        plexus_conformance::wait_until(
-            &format!("fake-hang process {pid} to be gone"),
-            Duration::from_secs(5),
-            || !plugins::process_alive(pid),
-        );
-    }
 }
 
 #[test]
 fn garbage_on_stdout_is_a_decode_error_showing_the_output() {
-    let d = tempfile::tempdir().unwrap();
-    let r = call("ADD", d.path(), &node("fake-garbage", json!({})));
-    assert_eq!(r.code, 1);
-    let doc = r.json();
-    assert_eq!(doc["code"], 6);
-    assert_eq!(
-        doc["msg"],
-        "delegate plugin \"fake-garbage\" for network \"fakenet\" (ADD) printed output that is neither a CNI result nor a CNI error"
-    );
-    let details = doc["details"].as_str().unwrap();
-    assert!(
-        details.starts_with("exit status 0; stdout is not JSON"),
-        "{details}"
-    );
-    assert!(
-        details.ends_with("stdout was: \"this is not JSON\""),
-        "{details}"
+    sandbox::run(
+        "garbage_on_stdout_is_a_decode_error_showing_the_output",
+        || {
+            let d = tempfile::tempdir().unwrap();
+            let r = call("ADD", d.path(), &node("fake-garbage", json!({})));
+            assert_eq!(r.code, 1);
+            let doc = r.json();
+            assert_eq!(doc["code"], 6);
+            assert_eq!(
+                doc["msg"],
+                "delegate plugin \"fake-garbage\" for network \"fakenet\" (ADD) printed output that is neither a CNI result nor a CNI error"
+            );
+            let details = doc["details"].as_str().unwrap();
+            assert!(
+                details.starts_with("exit status 0; stdout is not JSON"),
+                "{details}"
+            );
+            assert!(
+                details.ends_with("stdout was: \"this is not JSON\""),
+                "{details}"
+            );
+        },
     );
 }
 
 #[test]
 fn silent_non_zero_exit_is_reported_with_its_status() {
-    let d = tempfile::tempdir().unwrap();
-    let r = call("ADD", d.path(), &node("fake-silent", json!({})));
-    assert_error(
-        &r,
-        json!({"cniVersion":"1.1.0","code":999,
+    sandbox::run("silent_non_zero_exit_is_reported_with_its_status", || {
+        let d = tempfile::tempdir().unwrap();
+        let r = call("ADD", d.path(), &node("fake-silent", json!({})));
+        assert_error(
+            &r,
+            json!({"cniVersion":"1.1.0","code":999,
                "msg":"delegate plugin \"fake-silent\" for network \"fakenet\" (ADD) exited with status 3 and printed no error",
                "details":"the plugin wrote nothing on stderr"}),
-    );
+        );
+    });
 }
 
 #[test]
 fn signal_death_is_reported_with_the_signal() {
-    let d = tempfile::tempdir().unwrap();
-    let r = call("ADD", d.path(), &node("fake-signal", json!({})));
-    assert_eq!(r.code, 1);
-    let doc = r.json();
-    assert_eq!(doc["code"], 999);
-    assert_eq!(
-        doc["msg"],
-        "delegate plugin \"fake-signal\" for network \"fakenet\" (ADD) was killed by signal 9 (SIGKILL)"
-    );
+    sandbox::run("signal_death_is_reported_with_the_signal", || {
+        let d = tempfile::tempdir().unwrap();
+        let r = call("ADD", d.path(), &node("fake-signal", json!({})));
+        assert_eq!(r.code, 1);
+        let doc = r.json();
+        assert_eq!(doc["code"], 999);
+        assert_eq!(
+            doc["msg"],
+            "delegate plugin \"fake-signal\" for network \"fakenet\" (ADD) was killed by signal 9 (SIGKILL)"
+        );
+    });
 }
 
 #[test]
 fn delegate_stderr_goes_to_the_log_never_to_stdout() {
-    let d = tempfile::tempdir().unwrap();
-    let r = call("ADD", d.path(), &node("fake-stderr", json!({})));
-    assert_eq!(r.code, 0, "{r:?}");
-    r.json(); // stdout is exactly one JSON document
-    assert!(
-        r.stderr.contains("fake-stderr: line one"),
-        "stderr: {}",
-        r.stderr
-    );
-    assert!(
-        r.stderr.contains("fake-stderr: line two"),
-        "stderr: {}",
-        r.stderr
-    );
-    assert!(!r.stdout.contains("line one"));
+    sandbox::run("delegate_stderr_goes_to_the_log_never_to_stdout", || {
+        let d = tempfile::tempdir().unwrap();
+        let r = call("ADD", d.path(), &node("fake-stderr", json!({})));
+        assert_eq!(r.code, 0, "{r:?}");
+        r.json(); // stdout is exactly one JSON document
+        assert!(
+            r.stderr.contains("fake-stderr: line one"),
+            "stderr: {}",
+            r.stderr
+        );
+        assert!(
+            r.stderr.contains("fake-stderr: line two"),
+            "stderr: {}",
+            r.stderr
+        );
+        assert!(!r.stdout.contains("line one"));
+    });
 }
 
 #[test]
 fn log_file_receives_the_logs_and_stderr_stays_quiet() {
-    let d = tempfile::tempdir().unwrap();
-    let log = d.path().join("plexus.log");
-    let rec = d.path().join("rec");
-    let r = call(
-        "ADD",
-        &rec,
-        &node(
-            "fake-stderr",
-            json!({"logFile": log.display().to_string(), "logToStderr": false}),
-        ),
-    );
-    assert_eq!(r.code, 0, "{r:?}");
-    assert_eq!(r.stderr, "");
-    let text = std::fs::read_to_string(&log).unwrap();
-    assert!(text.contains("fake-stderr: line two"), "{text}");
+    sandbox::run("log_file_receives_the_logs_and_stderr_stays_quiet", || {
+        let d = tempfile::tempdir().unwrap();
+        let log = d.path().join("plexus.log");
+        let rec = d.path().join("rec");
+        let r = call(
+            "ADD",
+            &rec,
+            &node(
+                "fake-stderr",
+                json!({"logFile": log.display().to_string(), "logToStderr": false}),
+            ),
+        );
+        assert_eq!(r.code, 0, "{r:?}");
+        assert_eq!(r.stderr, "");
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(text.contains("fake-stderr: line two"), "{text}");
+    });
 }
 
 #[test]
 fn path_like_types_are_refused_and_nothing_runs() {
-    let d = tempfile::tempdir().unwrap();
-    let fake = plugins::fixture("fake-record").display().to_string();
-    // Relative to binDir (the fixtures dir), this one would reach fake-record if it were run.
-    let relative = format!("../plugins/{}", "fake-record");
-    for t in [
-        "../../bin/sh",
-        "/bin/sh",
-        fake.as_str(),
-        relative.as_str(),
-        "",
-        ".",
-        "..",
-    ] {
-        let r = call("ADD", d.path(), &node(t, json!({})));
-        assert_eq!(r.code, 1, "{t:?}: {r:?}");
-        let doc = r.json();
-        assert_eq!(doc["code"], 7, "{t:?}: {doc}");
-        if !t.is_empty() {
-            assert_eq!(
-                doc["msg"],
-                format!(
-                    "delegate plugin {t:?} for network \"fakenet\" (ADD) refused: a plugin type must be a bare file name (not empty, no '/', no NUL, not '.' or '..')"
-                ),
-                "{t:?}"
-            );
+    sandbox::run("path_like_types_are_refused_and_nothing_runs", || {
+        let d = tempfile::tempdir().unwrap();
+        let fake = plugins::fixture("fake-record").display().to_string();
+        // Relative to binDir (the fixtures dir), this one would reach fake-record if it were run.
+        let relative = format!("../plugins/{}", "fake-record");
+        for t in [
+            "../../bin/sh",
+            "/bin/sh",
+            fake.as_str(),
+            relative.as_str(),
+            "",
+            ".",
+            "..",
+        ] {
+            let r = call("ADD", d.path(), &node(t, json!({})));
+            assert_eq!(r.code, 1, "{t:?}: {r:?}");
+            let doc = r.json();
+            assert_eq!(doc["code"], 7, "{t:?}: {doc}");
+            if !t.is_empty() {
+                assert_eq!(
+                    doc["msg"],
+                    format!(
+                        "delegate plugin {t:?} for network \"fakenet\" (ADD) refused: a plugin type must be a bare file name (not empty, no '/', no NUL, not '.' or '..')"
+                    ),
+                    "{t:?}"
+                );
+            }
         }
-    }
-    assert!(recorded(d.path()).is_empty(), "a refused type was executed");
+        assert!(recorded(d.path()).is_empty(), "a refused type was executed");
+    });
 }
 
 #[test]
 fn unknown_plugin_names_the_directories_searched() {
-    let d = tempfile::tempdir().unwrap();
-    let r = call("ADD", d.path(), &node("no-such-plugin", json!({})));
-    assert_error(
-        &r,
-        json!({"cniVersion":"1.1.0","code":7,
+    sandbox::run("unknown_plugin_names_the_directories_searched", || {
+        let d = tempfile::tempdir().unwrap();
+        let r = call("ADD", d.path(), &node("no-such-plugin", json!({})));
+        assert_error(
+            &r,
+            json!({"cniVersion":"1.1.0","code":7,
                "msg":"delegate plugin \"no-such-plugin\" for network \"fakenet\" (ADD) not found: no executable named \"no-such-plugin\" in the plugin directories",
                "details": format!("searched: {}:/nonexistent/bin", fixtures_dir().display())}),
-    );
+        );
+    });
 }
 
 #[test]
 fn text_file_busy_is_retried_then_reported() {
-    use std::os::unix::fs::PermissionsExt;
-    let bin = tempfile::tempdir().unwrap();
-    let p = bin.path().join("busy-plugin");
-    std::fs::copy(plugins::fixture("fake-record"), &p).unwrap();
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-    // Held open for writing for the whole run: every exec attempt gets ETXTBSY.
-    let _writer = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
-    let d = tempfile::tempdir().unwrap();
-    let mut n: Value = serde_json::from_str(&node("busy-plugin", json!({}))).unwrap();
-    n["binDir"] = json!(bin.path().display().to_string());
-    let r = call("ADD", d.path(), &n.to_string());
-    assert_eq!(r.code, 1, "{r:?}");
-    let doc = r.json();
-    assert_eq!(doc["code"], 5);
-    let msg = doc["msg"].as_str().unwrap();
-    assert!(msg.contains("could not be started"), "{msg}");
-    assert!(msg.contains("still busy after 10 retries"), "{msg}");
-    assert!(recorded(d.path()).is_empty());
+    sandbox::run("text_file_busy_is_retried_then_reported", || {
+        use std::os::unix::fs::PermissionsExt;
+        let bin = tempfile::tempdir().unwrap();
+        let p = bin.path().join("busy-plugin");
+        std::fs::copy(plugins::fixture("fake-record"), &p).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // Held open for writing for the whole run: every exec attempt gets ETXTBSY.
+        let _writer = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
+        let d = tempfile::tempdir().unwrap();
+        let mut n: Value = serde_json::from_str(&node("busy-plugin", json!({}))).unwrap();
+        n["binDir"] = json!(bin.path().display().to_string());
+        let r = call("ADD", d.path(), &n.to_string());
+        assert_eq!(r.code, 1, "{r:?}");
+        let doc = r.json();
+        assert_eq!(doc["code"], 5);
+        let msg = doc["msg"].as_str().unwrap();
+        assert!(msg.contains("could not be started"), "{msg}");
+        assert!(msg.contains("still busy after 10 retries"), "{msg}");
+        assert!(recorded(d.path()).is_empty());
+    });
 }
 
 #[test]
 fn status_and_gc_are_forwarded_to_1_1_delegates() {
-    let d = tempfile::tempdir().unwrap();
-    let dir = d.path().display().to_string();
-    let mut n: Value = serde_json::from_str(&node("fake-record", json!({}))).unwrap();
-    n["delegates"][0]["cniVersion"] = json!("1.1.0");
-    n["cni.dev/valid-attachments"] = json!([{"containerID": "keep", "ifname": "eth0"}]);
-    for cmd in ["STATUS", "GC"] {
-        let r = plexus(
-            &[
-                ("CNI_COMMAND", cmd),
-                ("CNI_PATH", "/x"),
-                ("FAKE_RECORD_DIR", &dir),
-            ],
-            &n.to_string(),
+    sandbox::run("status_and_gc_are_forwarded_to_1_1_delegates", || {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().display().to_string();
+        let mut n: Value = serde_json::from_str(&node("fake-record", json!({}))).unwrap();
+        n["delegates"][0]["cniVersion"] = json!("1.1.0");
+        n["cni.dev/valid-attachments"] = json!([{"containerID": "keep", "ifname": "eth0"}]);
+        for cmd in ["STATUS", "GC"] {
+            let r = plexus(
+                &[
+                    ("CNI_COMMAND", cmd),
+                    ("CNI_PATH", "/x"),
+                    ("FAKE_RECORD_DIR", &dir),
+                ],
+                &n.to_string(),
+            );
+            assert_eq!((r.code, r.stdout.as_str()), (0, ""), "{cmd}: {r:?}");
+        }
+        let calls = recorded(d.path());
+        let cmds: Vec<&str> = calls.iter().map(|c| c.command.as_str()).collect();
+        assert_eq!(cmds, vec!["STATUS", "GC"]);
+        assert_eq!(
+            calls[1].stdin_json()["cni.dev/valid-attachments"],
+            json!([{"containerID": "keep", "ifname": "eth0"}])
         );
-        assert_eq!((r.code, r.stdout.as_str()), (0, ""), "{cmd}: {r:?}");
-    }
-    let calls = recorded(d.path());
-    let cmds: Vec<&str> = calls.iter().map(|c| c.command.as_str()).collect();
-    assert_eq!(cmds, vec!["STATUS", "GC"]);
-    assert_eq!(
-        calls[1].stdin_json()["cni.dev/valid-attachments"],
-        json!([{"containerID": "keep", "ifname": "eth0"}])
-    );
-    assert_eq!(calls[0].var("CNI_CONTAINERID"), None);
+        assert_eq!(calls[0].var("CNI_CONTAINERID"), None);
+    });
 }
 
 #[test]
 fn failed_add_in_a_conflist_is_undone_with_del_in_reverse() {
-    let d = tempfile::tempdir().unwrap();
-    let mut n: Value = serde_json::from_str(&node("unused", json!({}))).unwrap();
-    n["delegates"][0] = json!({"cniVersion": "1.0.0", "name": "fakelist",
+    sandbox::run(
+        "failed_add_in_a_conflist_is_undone_with_del_in_reverse",
+        || {
+            let d = tempfile::tempdir().unwrap();
+            let mut n: Value = serde_json::from_str(&node("unused", json!({}))).unwrap();
+            n["delegates"][0] = json!({"cniVersion": "1.0.0", "name": "fakelist",
         "plugins": [{"type": "fake-record"}, {"type": "fake-fail-add"}]});
-    let r = call("ADD", d.path(), &n.to_string());
-    assert_error(
-        &r,
-        json!({"cniVersion":"1.1.0","code":11,
+            let r = call("ADD", d.path(), &n.to_string());
+            assert_error(
+                &r,
+                json!({"cniVersion":"1.1.0","code":11,
                "msg":"delegate plugin \"fake-fail-add\" for network \"fakelist\" (ADD) failed: fake failure",
                "details":"asked to fail"}),
-    );
-    let calls = recorded(d.path());
-    let seen: Vec<(&str, &str)> = calls
-        .iter()
-        .map(|c| {
-            (
-                c.command.as_str(),
-                c.stdin_json()["type"].as_str().unwrap_or("").to_owned(),
-            )
-        })
-        .map(|(c, t)| {
-            (
-                c,
-                if t == "fake-record" {
-                    "fake-record"
-                } else {
-                    "fake-fail-add"
-                },
-            )
-        })
-        .collect();
-    assert_eq!(
-        seen,
-        vec![
-            ("ADD", "fake-record"),
-            ("ADD", "fake-fail-add"),
-            ("DEL", "fake-fail-add"),
-            ("DEL", "fake-record"),
-        ]
+            );
+            let calls = recorded(d.path());
+            let seen: Vec<(&str, &str)> = calls
+                .iter()
+                .map(|c| {
+                    (
+                        c.command.as_str(),
+                        c.stdin_json()["type"].as_str().unwrap_or("").to_owned(),
+                    )
+                })
+                .map(|(c, t)| {
+                    (
+                        c,
+                        if t == "fake-record" {
+                            "fake-record"
+                        } else {
+                            "fake-fail-add"
+                        },
+                    )
+                })
+                .collect();
+            assert_eq!(
+                seen,
+                vec![
+                    ("ADD", "fake-record"),
+                    ("ADD", "fake-fail-add"),
+                    ("DEL", "fake-fail-add"),
+                    ("DEL", "fake-record"),
+                ]
+            );
+        },
     );
 }

@@ -301,18 +301,16 @@ fn plexus_binary_runs_the_cluster_network() {
         assert_eq!((del.code, del.stdout.as_str()), (0, ""), "{del:?}");
         only_lo(&ns);
         assert!(leases("cluster").is_empty());
-        // CHECK after DEL must fail: the interface is gone.
+        // CHECK after DEL must fail: nothing is attached any more (code 3, container unknown).
         let check = plexus(
             &attach_env("CHECK", &netns, "eth0", DEBIAN_PLUGINS),
             &with_prev.to_string(),
         );
         assert_eq!(check.code, 1, "{check:?}");
-        assert!(
-            check.json()["msg"]
-                .as_str()
-                .unwrap()
-                .starts_with("delegate plugin \"bridge\" for network \"cluster\" (CHECK) failed"),
-            "{check:?}"
+        assert_eq!(check.json()["code"], 3, "{check:?}");
+        assert_eq!(
+            check.json()["msg"],
+            "no completed ADD recorded for container c0ffee interface eth0"
         );
     });
 }

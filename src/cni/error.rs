@@ -128,6 +128,12 @@ pub enum Error {
         details: String,
         transient: bool,
     },
+    /// The container or attachment is unknown to plexus (code 3), e.g. CHECK without an ADD.
+    #[error("{msg}")]
+    UnknownContainer { msg: String, details: String },
+    /// STATUS: plexus cannot take ADDs now (code 50).
+    #[error("{msg}")]
+    Unavailable { msg: String, details: String },
     /// A bug or an unexpected state inside plexus.
     #[error("{0}")]
     Internal(String),
@@ -238,6 +244,8 @@ impl Error {
             Error::Conversion(_) => Code::INCOMPATIBLE_VERSION,
             Error::Io { .. } => Code::IO,
             Error::Internal(_) => Code::INTERNAL,
+            Error::UnknownContainer { .. } => Code::UNKNOWN_CONTAINER,
+            Error::Unavailable { .. } => Code::NOT_AVAILABLE,
             Error::Kubernetes { transient, .. } => {
                 if *transient {
                     Code::TRY_AGAIN_LATER
@@ -274,7 +282,9 @@ impl Error {
             | Error::Decode { details, .. }
             | Error::InvalidConfig { details, .. }
             | Error::IncompatibleVersion { details, .. }
-            | Error::Kubernetes { details, .. } => details.clone(),
+            | Error::Kubernetes { details, .. }
+            | Error::UnknownContainer { details, .. }
+            | Error::Unavailable { details, .. } => details.clone(),
             Error::Delegate(d) => match &d.failure {
                 DelegateFailure::Reported { details, .. } => details.clone(),
                 DelegateFailure::SilentExit { stderr, .. }

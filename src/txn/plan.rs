@@ -128,7 +128,7 @@ fn check_names(atts: &[Attachment], existing: &[String]) -> Result<(), Error> {
                 "request distinct names with \"interface\" (or name@ifname)",
             ));
         }
-        if existing.iter().any(|e| *e == a.ifname) {
+        if existing.contains(&a.ifname) {
             return Err(Error::invalid_config(
                 format!(
                     "network {}: interface {:?} already exists in the pod's network namespace",

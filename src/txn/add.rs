@@ -1,0 +1,368 @@
+//! ADD as a transaction.
+//!
+//! 1. Wait for the readiness indicator (bounded), read the pod (UID rule), resolve the node's
+//!    networks, the default-network annotation and the selected networks, read the interface
+//!    names already in the pod, and [plan](super::plan). Nothing is attached yet; any problem
+//!    fails ADD here.
+//! 2. Lock the attachment and write the journal (every attachment `Planned`, with its exact
+//!    delegate config bytes). A journal left by an earlier ADD that crashed is torn down first.
+//! 3. For each attachment in order: mark it `Started` (saved), run its delegate, mark it
+//!    `Added` with its result (saved).
+//! 4. Move the pod's default route when an element asks for `default-route`.
+//! 5. Write network-status (one merge patch on `pods/status`), then best-effort Events.
+//! 6. Mark the journal `Added` and return the cluster network's result in the node config's
+//!    version.
+//!
+//! Any failure after the journal is written (a delegate, the route, the status write, a
+//! journal write) rolls back every started attachment, last first (see
+//! [`teardown`](super::teardown)), and returns the original error. A fully rolled-back ADD
+//! leaves no journal but a rollback marker: the runtime's DEL that always follows then has
+//! nothing to redo and removes it (GC drops those the runtime forgets). A pod deleted from the API during
+//! ADD makes the status write fail, which rolls everything back: the pod is gone anyway.
+//!
+//! When the default route moves to a secondary attachment, the status `gateway` of every
+//! other attachment drops the gateways of that IP family, the moved attachment's first entry
+//! gets the requested gateways, and the result returned to the runtime drops its default
+//! routes of that family, so that what the runtime and the status say is what is in the
+//! kernel.
+
+use std::net::IpAddr;
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::plan::{self, Attachment, Inputs};
+use super::teardown::teardown;
+use super::{Ctx, LOCK_TIMEOUT};
+use crate::cni::{Command, Error, result};
+use crate::k8s::api::{KubeApi, PodMeta};
+use crate::k8s::{events, networks, pod, status};
+use crate::netns;
+use crate::node::{readiness, resolve};
+use crate::state::{self, AttachmentState, Journal, Phase};
+
+/// Runs ADD; returns the document for stdout.
+pub fn add(ctx: &Ctx<'_>) -> Result<Value, Error> {
+    let env = ctx.env;
+    let node = ctx.node;
+    if let Some(f) = &node.readiness_file {
+        readiness::wait(f, node.readiness_timeout)?;
+    }
+    let netns = env
+        .netns
+        .clone()
+        .ok_or_else(|| Error::MissingEnv(vec!["CNI_NETNS"]))?;
+    let api = ctx.api()?;
+    let pod = match (api, ctx.pod_ref()) {
+        (Some(api), Some(r)) => Some(pod::lookup(api, &r, Command::Add)?),
+        _ => None,
+    };
+    let inputs = inputs(ctx, api, pod.as_ref())?;
+    let existing = netns::interface_names(Path::new(&netns))?;
+    let atts = plan::plan(inputs, &existing)?;
+
+    let _lock = ctx
+        .state
+        .lock(&env.container_id, &env.ifname, LOCK_TIMEOUT)?;
+    clear_leftovers(ctx, &netns)?;
+    let mut j = journal(ctx, &netns, &atts)?;
+    ctx.state.save(&j)?;
+    match apply(ctx, &mut j, &atts, &netns, api.zip(pod.as_ref())) {
+        Ok(doc) => Ok(doc),
+        Err(e) => {
+            tracing::warn!(error = %e, "ADD failed; rolling back every started attachment");
+            rollback(ctx, &mut j, &netns);
+            Err(e)
+        }
+    }
+}
+
+/// The networks of this pod, before interface names are given.
+pub(crate) fn inputs(
+    ctx: &Ctx<'_>,
+    api: Option<&dyn KubeApi>,
+    pod: Option<&PodMeta>,
+) -> Result<Inputs, Error> {
+    let node = ctx.node;
+    let nets = resolve::node_networks(node, api)?;
+    let mut cluster = nets.cluster;
+    let mut defaults = nets.defaults;
+    let mut selected = vec![];
+    if let (Some(api), Some(pod)) = (api, pod) {
+        let iso = node.isolation();
+        if let Some(own) =
+            networks::default_network(api, pod, &iso, &node.multus_namespace, &node.conf_dir)?
+        {
+            cluster = own;
+        }
+        if node.is_system_namespace(&pod.namespace) {
+            defaults.clear();
+        }
+        selected = networks::selected(api, pod, &iso, &node.conf_dir)?;
+    }
+    Ok(Inputs {
+        cluster,
+        defaults,
+        selected,
+        runtime_config: node.runtime_config.clone(),
+        ifname: ctx.env.ifname.clone(),
+    })
+}
+
+/// An earlier record of this attachment: a rollback marker is dropped, a crashed ADD is torn
+/// down, a completed one means the runtime asks for an interface that exists.
+fn clear_leftovers(ctx: &Ctx<'_>, netns: &str) -> Result<(), Error> {
+    let env = ctx.env;
+    ctx.state.take_rolled_back(&env.container_id, &env.ifname)?;
+    let Some(mut old) = ctx.state.load(&env.container_id, &env.ifname)? else {
+        return Ok(());
+    };
+    match old.phase {
+        Phase::Added => Err(Error::invalid_config(
+            format!(
+                "container {} already has interface {} from an earlier ADD",
+                env.container_id, env.ifname
+            ),
+            "the runtime must DEL before adding the same interface again",
+        )),
+        Phase::Adding | Phase::Deleting => {
+            tracing::warn!(
+                "an earlier ADD or DEL of this attachment did not finish; tearing it down first"
+            );
+            teardown(ctx, ctx.state, &mut old, Some(netns.to_owned()))?;
+            ctx.state.remove(&env.container_id, &env.ifname)
+        }
+    }
+}
+
+fn journal(ctx: &Ctx<'_>, netns: &str, atts: &[Attachment]) -> Result<Journal, Error> {
+    let env = ctx.env;
+    let cni_args = env.args.for_delegate();
+    let attachments = atts
+        .iter()
+        .map(|a| {
+            let config = String::from_utf8(a.config.bytes().to_vec()).map_err(|_| {
+                Error::invalid_config(
+                    format!("network {}: the config is not UTF-8", a.network),
+                    "",
+                )
+            })?;
+            Ok(state::Attachment::new(
+                &a.network,
+                &a.ifname,
+                config,
+                a.runtime_config.clone(),
+                &cni_args,
+                a.is_default,
+            ))
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    Ok(Journal::new(
+        &env.container_id,
+        &env.ifname,
+        Some(netns.to_owned()),
+        cni_args.clone(),
+        ctx.pod_key(),
+        attachments,
+    ))
+}
+
+/// Steps 3 to 6 of the module docs.
+fn apply(
+    ctx: &Ctx<'_>,
+    j: &mut Journal,
+    atts: &[Attachment],
+    netns: &str,
+    pod: Option<(&dyn KubeApi, &PodMeta)>,
+) -> Result<Value, Error> {
+    let mut results = Vec::with_capacity(atts.len());
+    for (i, att) in atts.iter().enumerate() {
+        j.mark(i, AttachmentState::Started, None)?;
+        ctx.state.save(j)?;
+        let inv = ctx.invocation(
+            &att.network,
+            &att.ifname,
+            &att.runtime_config,
+            Some(netns.to_owned()),
+        );
+        let res = ctx.chain().add(&att.config, &inv)?;
+        j.mark(i, AttachmentState::Added, Some(res.clone()))?;
+        ctx.state.save(j)?;
+        results.push(res);
+    }
+    let moved = move_default_route(atts, netns)?;
+    let mut entries_per_att = Vec::with_capacity(atts.len());
+    for (att, res) in atts.iter().zip(&results) {
+        entries_per_att.push(status::entries(&att.network, res, att.is_default, None)?);
+    }
+    if let Some((index, gws)) = &moved {
+        align_gateways(&mut entries_per_att, *index, gws);
+    }
+    let entries: Vec<Value> = entries_per_att.into_iter().flatten().collect();
+    if let Some((api, pod)) = pod {
+        status::write(api, pod, &entries).map_err(|e| Error::Kubernetes {
+            msg: format!(
+                "writing network-status of pod {} failed: {}",
+                pod.key(),
+                e.msg()
+            ),
+            details: e.details(),
+            transient: e.code().0 == 11,
+        })?;
+        events::added_interfaces(api, pod, &entries);
+    }
+    j.phase = Phase::Added;
+    ctx.state.save(j)?;
+    let mut cluster = results
+        .first()
+        .cloned()
+        .ok_or_else(|| Error::Internal("ADD planned no attachment".into()))?;
+    if let Some((_, gws)) = &moved {
+        drop_default_routes(&mut cluster, gws);
+    }
+    result::convert(&cluster, ctx.node.version).map_err(|e| {
+        Error::incompatible(
+            format!(
+                "the result of network {:?} cannot be returned as a {} result: {}",
+                atts[0].network,
+                ctx.node.version,
+                e.msg()
+            ),
+            "use a node config cniVersion the cluster network's result can be expressed in",
+        )
+    })
+}
+
+/// Moves the pod's default route to the attachment that asks for it; returns its index and
+/// gateways.
+fn move_default_route(
+    atts: &[Attachment],
+    netns: &str,
+) -> Result<Option<(usize, Vec<IpAddr>)>, Error> {
+    let Some((i, att)) = atts
+        .iter()
+        .enumerate()
+        .find(|(_, a)| !a.default_route.is_empty())
+    else {
+        return Ok(None);
+    };
+    for gw in &att.default_route {
+        netns::set_default_route(Path::new(netns), &att.ifname, *gw).map_err(|e| {
+            Error::invalid_config(
+                format!(
+                    "network {}: cannot move the pod's default route to {gw} via {}: {}",
+                    att.network,
+                    att.ifname,
+                    e.msg()
+                ),
+                e.details(),
+            )
+        })?;
+    }
+    Ok(Some((i, att.default_route.clone())))
+}
+
+fn same_family(a: &IpAddr, b: &IpAddr) -> bool {
+    a.is_ipv4() == b.is_ipv4()
+}
+
+/// Status gateways that agree with the kernel after the default route moved.
+fn align_gateways(per_att: &mut [Vec<Value>], moved: usize, gws: &[IpAddr]) {
+    for (i, entries) in per_att.iter_mut().enumerate() {
+        for (k, entry) in entries.iter_mut().enumerate() {
+            let Some(obj) = entry.as_object_mut() else {
+                continue;
+            };
+            let mut kept: Vec<Value> = obj
+                .get("gateway")
+                .and_then(Value::as_array)
+                .map(|g| {
+                    g.iter()
+                        .filter(|v| {
+                            v.as_str()
+                                .and_then(|s| s.parse::<IpAddr>().ok())
+                                .is_none_or(|ip| !gws.iter().any(|m| same_family(m, &ip)))
+                        })
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default();
+            if i == moved && k == 0 {
+                kept.extend(gws.iter().map(|g| Value::String(g.to_string())));
+            }
+            if kept.is_empty() {
+                obj.remove("gateway");
+            } else {
+                let gw = Value::Array(kept);
+                // Keep the reference's key order: gateway goes before device-info.
+                let device = obj.remove("device-info");
+                obj.insert("gateway".into(), gw);
+                if let Some(d) = device {
+                    obj.insert("device-info".into(), d);
+                }
+            }
+        }
+    }
+}
+
+/// Drops the result's default routes of the families that moved elsewhere.
+fn drop_default_routes(res: &mut Value, gws: &[IpAddr]) {
+    let Some(routes) = res.get_mut("routes").and_then(Value::as_array_mut) else {
+        return;
+    };
+    routes.retain(|r| {
+        let dst = r.get("dst").and_then(Value::as_str).unwrap_or("");
+        let moved_v4 = dst == "0.0.0.0/0" && gws.iter().any(IpAddr::is_ipv4);
+        let moved_v6 = dst == "::/0" && gws.iter().any(IpAddr::is_ipv6);
+        !(moved_v4 || moved_v6)
+    });
+}
+
+/// Undoes a failed ADD: when everything is undone the journal is replaced by a rollback
+/// marker; otherwise it keeps what could not be undone, for the runtime's DEL.
+fn rollback(ctx: &Ctx<'_>, j: &mut Journal, netns: &str) {
+    match teardown(ctx, ctx.state, j, Some(netns.to_owned())) {
+        Ok(()) => {
+            if let Err(e) = ctx.state.mark_rolled_back(&j.container_id, &j.ifname) {
+                tracing::warn!(error = %e, "cannot record the rollback; removing the journal");
+                let _ = ctx.state.remove(&j.container_id, &j.ifname);
+            }
+        }
+        Err(e) => tracing::error!(
+            error = %e,
+            "rollback left attachments behind; they stay in the journal for the runtime's DEL"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn gateways_follow_the_moved_default_route() {
+        let mut per = vec![
+            vec![json!({"name":"c","interface":"eth0","dns":{},"gateway":["10.0.0.1","fd00::1"]})],
+            vec![json!({"name":"n","interface":"net1","dns":{},"device-info":{"type":"pci"}})],
+        ];
+        align_gateways(&mut per, 1, &["10.9.0.1".parse().unwrap()]);
+        assert_eq!(
+            per[0][0],
+            json!({"name":"c","interface":"eth0","dns":{},"gateway":["fd00::1"]})
+        );
+        assert_eq!(
+            per[1][0],
+            json!({"name":"n","interface":"net1","dns":{},"gateway":["10.9.0.1"],"device-info":{"type":"pci"}})
+        );
+        let keys: Vec<&String> = per[1][0].as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["name", "interface", "dns", "gateway", "device-info"]);
+    }
+
+    #[test]
+    fn result_drops_moved_default_routes_only() {
+        let mut r = json!({"routes":[{"dst":"0.0.0.0/0","gw":"10.0.0.1"},{"dst":"::/0"},{"dst":"10.1.0.0/16"}]});
+        drop_default_routes(&mut r, &["10.9.0.1".parse().unwrap()]);
+        assert_eq!(r, json!({"routes":[{"dst":"::/0"},{"dst":"10.1.0.0/16"}]}));
+    }
+}

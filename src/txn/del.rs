@@ -1,0 +1,116 @@
+//! DEL: from the journal, needing nothing else; without one, from what can be known.
+//!
+//! - **Journal present**: every started attachment is torn down, last first, each with its own
+//!   cached result (see [`teardown`](super::teardown)); the journal is removed once all
+//!   succeeded, and kept otherwise so that the runtime's retry finishes the job.
+//! - **Rollback marker** (a failed ADD already undone): nothing to do; the marker goes.
+//! - **No journal**: plexus writes the journal before any delegate runs, so no journal means no
+//!   delegate ran for this attachment (or the state directory was wiped). DEL still runs the
+//!   delegates it can find, best-effort: the node's networks (cluster network with the
+//!   runtime's `prevResult`) and, when the API answers within its bound, the pod's selected
+//!   networks; their failures are logged, not returned, so a pod whose ADD failed before
+//!   anything ran is always deletable.
+//! - **Corrupt journal** (truncated, not JSON): reported, then the same rebuild, but strict
+//!   (failures returned): something did run. The corrupt file is removed once that succeeded.
+//! - A missing network namespace changes nothing: every delegate still gets DEL (without
+//!   CNI_NETNS) so that IPAM releases its addresses.
+
+use serde_json::Value;
+
+use super::teardown::teardown;
+use super::{Ctx, LOCK_TIMEOUT, add, combine, plan};
+use crate::cni::{Command, Error, result};
+use crate::k8s::pod;
+use crate::state::Phase;
+
+/// Runs DEL.
+pub fn del(ctx: &Ctx<'_>) -> Result<(), Error> {
+    let env = ctx.env;
+    let _lock = ctx
+        .state
+        .lock(&env.container_id, &env.ifname, LOCK_TIMEOUT)?;
+    if ctx.state.take_rolled_back(&env.container_id, &env.ifname)? {
+        tracing::info!("the ADD of this attachment failed and was rolled back: nothing to undo");
+        return ctx.state.remove(&env.container_id, &env.ifname);
+    }
+    match ctx.state.load(&env.container_id, &env.ifname) {
+        Ok(Some(mut j)) => {
+            j.phase = Phase::Deleting;
+            if let Err(e) = ctx.state.save(&j) {
+                tracing::warn!(error = %e, "cannot record the start of DEL in the journal");
+            }
+            teardown(ctx, ctx.state, &mut j, env.netns.clone())?;
+            ctx.state.remove(&env.container_id, &env.ifname)
+        }
+        Ok(None) => {
+            rebuild(ctx, false)?;
+            Ok(())
+        }
+        Err(corrupt) => {
+            tracing::error!(error = %corrupt, "the journal is corrupt; tearing down from the node config and the API instead");
+            rebuild(ctx, true).map_err(|e| {
+                Error::Internal(format!(
+                    "{}; and the journal was corrupt: {}",
+                    e.msg(),
+                    corrupt.msg()
+                ))
+            })?;
+            ctx.state.remove(&env.container_id, &env.ifname)
+        }
+    }
+}
+
+/// DEL of every network this attachment would have, from the node config and the API.
+fn rebuild(ctx: &Ctx<'_>, strict: bool) -> Result<(), Error> {
+    let api = match ctx.api() {
+        Ok(api) => api,
+        Err(e) => {
+            tracing::warn!(error = %e, "no Kubernetes client; only the node's networks are torn down");
+            None
+        }
+    };
+    let pod = match (api, ctx.pod_ref()) {
+        (Some(api), Some(r)) => pod::lookup(api, &r, Command::Del)
+            .inspect_err(|e| tracing::warn!(error = %e, "pod not readable; only the node's networks are torn down"))
+            .ok(),
+        _ => None,
+    };
+    // The pod's own networks only matter when they can be resolved and planned; the node's
+    // networks never depend on the pod.
+    let planned = add::inputs(ctx, api, pod.as_ref()).and_then(|i| plan::plan(i, &[]));
+    let atts = match planned {
+        Ok(atts) => atts,
+        Err(e) if pod.is_some() => {
+            tracing::warn!(error = %e, "the pod's networks cannot be planned; only the node's networks are torn down");
+            plan::plan(add::inputs(ctx, api, None)?, &[])?
+        }
+        Err(e) => return Err(e),
+    };
+    let prev: Option<Value> = ctx.node.prev_result.clone();
+    let mut errors = Vec::new();
+    for (i, att) in atts.iter().enumerate().rev() {
+        let inv = ctx.invocation(
+            &att.network,
+            &att.ifname,
+            &att.runtime_config,
+            ctx.env.netns.clone(),
+        );
+        let prev = match (i, &prev, att.config.version()) {
+            (0, Some(p), Ok(v)) => Some(result::convert(p, v).unwrap_or_else(|_| p.clone())),
+            _ => None,
+        };
+        if let Err(e) = ctx.chain().del(&att.config, &inv, prev.as_ref()) {
+            if strict {
+                errors.push(e);
+            } else {
+                tracing::warn!(error = %e, "DEL without a journal failed; nothing of this attachment was recorded as added");
+            }
+        }
+    }
+    if !atts.is_empty() && !strict {
+        tracing::info!(
+            "no journal for this attachment: nothing was recorded as added; DEL ran best-effort"
+        );
+    }
+    combine(errors)
+}

@@ -1,0 +1,64 @@
+//! Undoing a journal: DEL of every attachment that was started, last first.
+//!
+//! Used by DEL, by ADD's rollback and by GC. Each attachment gets DEL with its own cached ADD
+//! result as `prevResult`, its own interface name, CNI_ARGS and runtime values, all from the
+//! journal (so GC, which has no container env, can tear down too). The journal is saved after
+//! each step, so a crash in the middle resumes where it stopped.
+//!
+//! The rule for failures (continue past each, report all):
+//! - an attachment whose ADD succeeded (`Added`) is strict: if its DEL fails it stays in the
+//!   journal and the error is returned, so the runtime retries and nothing leaks;
+//! - an attachment whose ADD never succeeded (`Started`: the delegate failed or was killed)
+//!   still gets its DEL, but a failing DEL is logged and the attachment is dropped: a
+//!   misconfigured NAD (macvlan with a missing `master` fails DEL forever) must never make a
+//!   pod undeletable.
+
+use crate::cni::Error;
+use crate::delegate::Invocation;
+use crate::state::{AttachmentState, Journal, StateDir};
+
+use super::{Ctx, combine, journal_config};
+
+/// Tears down what `j` holds; `netns` is the namespace to give the delegates (`None` when it
+/// is gone). On return every torn-down attachment is `Deleted` in `j` (and on disk).
+pub fn teardown(
+    ctx: &Ctx<'_>,
+    state: &StateDir,
+    j: &mut Journal,
+    netns: Option<String>,
+) -> Result<(), Error> {
+    let pending: Vec<usize> = j.pending_teardown().map(|(i, _)| i).collect();
+    let mut errors = Vec::new();
+    for i in pending {
+        let att = j.attachments[i].clone();
+        let outcome = journal_config(&att.network, &att.config).and_then(|config| {
+            let inv = Invocation {
+                network: att.network.clone(),
+                container_id: j.container_id.clone(),
+                netns: netns.clone(),
+                ifname: att.ifname.clone(),
+                cni_args: att.cni_args.clone(),
+                plugin_dirs: ctx.plugin_dirs(),
+                runtime_config: att.runtime_config.clone(),
+                timeout: ctx.node.delegate_timeout,
+            };
+            ctx.chain().del(&config, &inv, att.result.as_ref())
+        });
+        match outcome {
+            Ok(()) => j.mark(i, AttachmentState::Deleted, None)?,
+            Err(e) if att.state == AttachmentState::Started => {
+                tracing::warn!(
+                    network = %att.network,
+                    error = %e,
+                    "DEL of an attachment whose ADD never succeeded failed; dropping it so the pod stays deletable"
+                );
+                j.mark(i, AttachmentState::Deleted, None)?;
+            }
+            Err(e) => errors.push(e),
+        }
+        if let Err(e) = state.save(j) {
+            tracing::warn!(error = %e, "cannot record teardown progress in the journal");
+        }
+    }
+    combine(errors)
+}
