@@ -82,11 +82,9 @@ pub fn init(level: Option<&str>, file: Option<&Path>, to_stderr: bool) {
         stderr: to_stderr || file.is_none(),
         file,
     };
-    let ansi = false;
     let _ = tracing_subscriber::fmt()
         .with_max_level(lvl)
         .with_writer(sink)
-        .with_ansi(ansi)
         .with_target(false)
         .try_init();
     if let Some(w) = warn_open {

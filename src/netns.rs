@@ -8,8 +8,9 @@
 //! caller, a dedicated thread is spawned, calls `setns(fd, CLONE_NEWNET)` on itself only, does
 //! the work over a fresh rtnetlink socket and exits. No thread of plexus, the caller's
 //! included, ever changes namespace, so a panic or an early return cannot leave one behind
-//! in a pod. The work is plain, synchronous rtnetlink (`netlink-sys` and the packet types of
-//! `netlink-packet-route`): no runtime, no `ip` binary.
+//! in a pod. The work is plain, synchronous rtnetlink: a `netlink-sys` socket, the route
+//! messages of `netlink-packet-route`, links read by hand as index and name only (parsing
+//! every kind of link would add ~0.8 MB to the binary); no async runtime, no `ip` binary.
 //!
 //! # Errors
 //!
@@ -26,15 +27,15 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use netlink_packet_core::{
-    NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_EXCL, NLM_F_REQUEST,
-    NetlinkHeader, NetlinkMessage, NetlinkPayload,
+    DecodeError, Emitable, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_DUMP_INTR,
+    NLM_F_EXCL, NLM_F_REQUEST, NetlinkDeserializable, NetlinkHeader, NetlinkMessage,
+    NetlinkPayload, NetlinkSerializable, NlasIterator, Parseable,
 };
-use netlink_packet_route::link::{LinkAttribute, LinkMessage};
+use netlink_packet_route::AddressFamily;
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteNextHopFlags,
     RouteProtocol, RouteScope, RouteType, RouteVia,
 };
-use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 use nix::errno::Errno;
 use nix::sched::CloneFlags;
@@ -51,8 +52,8 @@ pub struct DefaultRoute {
     pub family: IpFamily,
     /// The next hop, if the route has one (`default dev eth0` has none).
     pub gateway: Option<IpAddr>,
-    /// The output interface; empty for a route without one (`blackhole`, `unreachable`,
-    /// `prohibit`).
+    /// The output interface; empty when the kernel reports none (an IPv4 `blackhole`,
+    /// `unreachable` or `prohibit` route; IPv6 reports those on `lo`).
     pub ifname: String,
     /// The route's metric (`RTA_PRIORITY`); 0 when the kernel reports none (IPv4's default).
     pub metric: u32,
@@ -150,7 +151,7 @@ pub fn set_default_route(netns: &Path, ifname: &str, gateway: IpAddr) -> Result<
         let mut deleted: Vec<RouteMessage> = Vec::new();
         for route in old {
             let route = replayable(route);
-            match nl.request(RouteNetlinkMessage::DelRoute(route.clone()), 0) {
+            match nl.request(Rtm::Route(libc::RTM_DELROUTE, route.clone()), 0) {
                 Ok(()) => deleted.push(route),
                 // Gone meanwhile: nothing to delete, nothing to restore.
                 Err(NlError::Kernel {
@@ -173,7 +174,7 @@ pub fn set_default_route(netns: &Path, ifname: &str, gateway: IpAddr) -> Result<
 
         let new = new_default_route(gateway, index);
         if let Err(e) = nl.request(
-            RouteNetlinkMessage::NewRoute(new),
+            Rtm::Route(libc::RTM_NEWROUTE, new),
             NLM_F_CREATE | NLM_F_EXCL,
         ) {
             let hint = add_hint(&e, family, ifname, gateway);
@@ -290,7 +291,7 @@ fn restore(
         .iter()
         .filter_map(|route| {
             match nl.request(
-                RouteNetlinkMessage::NewRoute(route.clone()),
+                Rtm::Route(libc::RTM_NEWROUTE, route.clone()),
                 NLM_F_CREATE | NLM_F_APPEND,
             ) {
                 Ok(())
@@ -536,6 +537,88 @@ fn align4(n: usize) -> usize {
     (n + 3) & !3
 }
 
+/// `IFLA_IFNAME`: the attribute of a link message holding its name.
+const IFLA_IFNAME: u16 = 3;
+/// Length of a `struct ifinfomsg`.
+const IFINFOMSG_LEN: usize = 16;
+
+/// The rtnetlink messages plexus exchanges. Links are read only as index and name, and only
+/// default routes are parsed, so the parsers for every other kind of message, link and
+/// route stay out of the binary (and cannot fail on what plexus does not look at).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Rtm {
+    /// `RTM_GETLINK`: a request for every link (sent with `NLM_F_DUMP`).
+    GetLinks,
+    /// `RTM_NEWLINK` as dumped: the link's index and name.
+    Link { index: u32, name: Option<String> },
+    /// `RTM_NEWROUTE`, `RTM_DELROUTE` or `RTM_GETROUTE` with its route; as read, a default
+    /// route (destination prefix length 0).
+    Route(u16, RouteMessage),
+    /// Anything else read, e.g. a route with a destination prefix: not parsed.
+    Other(u16),
+}
+
+impl NetlinkSerializable for Rtm {
+    fn message_type(&self) -> u16 {
+        match self {
+            Rtm::GetLinks => libc::RTM_GETLINK,
+            Rtm::Link { .. } => libc::RTM_NEWLINK,
+            Rtm::Route(kind, _) | Rtm::Other(kind) => *kind,
+        }
+    }
+
+    fn buffer_len(&self) -> usize {
+        match self {
+            Rtm::GetLinks | Rtm::Link { .. } => IFINFOMSG_LEN,
+            Rtm::Route(_, route) => route.buffer_len(),
+            Rtm::Other(_) => 0,
+        }
+    }
+
+    /// A link request is an all-zero `ifinfomsg` (family `AF_UNSPEC`, any link). Only
+    /// [`Rtm::GetLinks`] and [`Rtm::Route`] are ever sent.
+    fn serialize(&self, buffer: &mut [u8]) {
+        match self {
+            Rtm::Route(_, route) => route.emit(buffer),
+            _ => buffer.fill(0),
+        }
+    }
+}
+
+impl NetlinkDeserializable for Rtm {
+    type Error = DecodeError;
+
+    fn deserialize(header: &NetlinkHeader, payload: &[u8]) -> Result<Self, DecodeError> {
+        match header.message_type {
+            libc::RTM_NEWLINK => parse_link(payload),
+            // rtmsg.rtm_dst_len is the second byte.
+            kind @ (libc::RTM_NEWROUTE | libc::RTM_DELROUTE) if payload.get(1) == Some(&0) => {
+                Ok(Rtm::Route(kind, RouteMessage::parse(payload)?))
+            }
+            kind => Ok(Rtm::Other(kind)),
+        }
+    }
+}
+
+/// The index and name of a dumped link: `struct ifinfomsg` (index at bytes 4..8), then
+/// attributes.
+fn parse_link(payload: &[u8]) -> Result<Rtm, DecodeError> {
+    let Some(attributes) = payload.get(IFINFOMSG_LEN..) else {
+        return Err(format!("link message of {} bytes, too short", payload.len()).into());
+    };
+    let index = u32::from_ne_bytes([payload[4], payload[5], payload[6], payload[7]]);
+    let mut name = None;
+    for nla in NlasIterator::new(attributes) {
+        let nla = nla?;
+        if nla.kind() == IFLA_IFNAME {
+            let value = nla.value();
+            let text = value.split(|b| *b == 0).next().unwrap_or_default();
+            name = Some(String::from_utf8_lossy(text).into_owned());
+        }
+    }
+    Ok(Rtm::Link { index, name })
+}
+
 /// A route-netlink socket of the calling thread's network namespace.
 struct Rtnl {
     socket: Socket,
@@ -555,17 +638,14 @@ impl Rtnl {
 
     /// `(index, name)` of every link.
     fn links(&mut self) -> Result<Vec<(u32, String)>, NlError> {
-        let answers = self.dump(RouteNetlinkMessage::GetLink(LinkMessage::default()))?;
+        let answers = self.dump(Rtm::GetLinks)?;
         Ok(answers
             .into_iter()
             .filter_map(|m| match m {
-                RouteNetlinkMessage::NewLink(link) => {
-                    let name = link.attributes.iter().find_map(|a| match a {
-                        LinkAttribute::IfName(n) => Some(n.clone()),
-                        _ => None,
-                    })?;
-                    Some((link.header.index, name))
-                }
+                Rtm::Link {
+                    index,
+                    name: Some(name),
+                } => Some((index, name)),
                 _ => None,
             })
             .collect())
@@ -575,11 +655,11 @@ impl Rtnl {
     fn default_routes(&mut self, family: IpFamily) -> Result<Vec<RouteMessage>, NlError> {
         let mut query = RouteMessage::default();
         query.header.address_family = address_family(family);
-        let answers = self.dump(RouteNetlinkMessage::GetRoute(query))?;
+        let answers = self.dump(Rtm::Route(libc::RTM_GETROUTE, query))?;
         Ok(answers
             .into_iter()
             .filter_map(|m| match m {
-                RouteNetlinkMessage::NewRoute(r) if is_main_default(&r) => Some(r),
+                Rtm::Route(libc::RTM_NEWROUTE, r) if is_main_default(&r) => Some(r),
                 _ => None,
             })
             .collect())
@@ -587,30 +667,33 @@ impl Rtnl {
 
     /// Sends a dump request; the answers. Retried when the kernel flags the dump as
     /// interrupted by a concurrent change.
-    fn dump(&mut self, query: RouteNetlinkMessage) -> Result<Vec<RouteNetlinkMessage>, NlError> {
-        let mut tries = 0;
-        loop {
+    fn dump(&mut self, query: Rtm) -> Result<Vec<Rtm>, NlError> {
+        const TRIES: usize = 3;
+        for _ in 0..TRIES {
             let seq = self.send(query.clone(), NLM_F_DUMP)?;
             let (answers, interrupted) = self.receive(seq)?;
-            tries += 1;
-            if !interrupted || tries == 3 {
+            if !interrupted {
                 return Ok(answers);
             }
         }
+        Err(NlError::Io(io::Error::new(
+            io::ErrorKind::Interrupted,
+            format!("the kernel's dump was interrupted by concurrent changes {TRIES} times"),
+        )))
     }
 
     /// Sends a request with `NLM_F_ACK` and waits for the kernel's verdict.
-    fn request(&mut self, message: RouteNetlinkMessage, flags: u16) -> Result<(), NlError> {
+    fn request(&mut self, message: Rtm, flags: u16) -> Result<(), NlError> {
         let seq = self.send(message, flags | NLM_F_ACK)?;
         self.receive(seq).map(|_| ())
     }
 
-    fn send(&mut self, message: RouteNetlinkMessage, flags: u16) -> Result<u32, NlError> {
+    fn send(&mut self, message: Rtm, flags: u16) -> Result<u32, NlError> {
         self.seq = self.seq.wrapping_add(1);
         let mut header = NetlinkHeader::default();
         header.flags = NLM_F_REQUEST | flags;
         header.sequence_number = self.seq;
-        let mut packet = NetlinkMessage::new(header, NetlinkPayload::from(message));
+        let mut packet = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(message));
         packet.finalize();
         let mut buf = vec![0; packet.buffer_len()];
         packet.serialize(&mut buf);
@@ -620,7 +703,7 @@ impl Rtnl {
 
     /// Reads the answers to request `seq` until its ack, error or end of dump. Returns the
     /// messages and whether the dump was flagged as interrupted.
-    fn receive(&mut self, seq: u32) -> Result<(Vec<RouteNetlinkMessage>, bool), NlError> {
+    fn receive(&mut self, seq: u32) -> Result<(Vec<Rtm>, bool), NlError> {
         let mut answers = Vec::new();
         let mut interrupted = false;
         loop {
@@ -628,7 +711,7 @@ impl Rtnl {
             let mut offset = 0;
             while offset + NLMSG_HDRLEN <= buf.len() {
                 let bytes = &buf[offset..];
-                let message = NetlinkMessage::<RouteNetlinkMessage>::deserialize(bytes)
+                let message = NetlinkMessage::<Rtm>::deserialize(bytes)
                     .map_err(|e| NlError::Decode(e.to_string()))?;
                 let length = message.header.length as usize;
                 if length < NLMSG_HDRLEN {
@@ -707,6 +790,60 @@ mod tests {
         bad.extend_from_slice(&[200, 0, 1, 0, b'x']);
         assert_eq!(ext_ack_message(NLM_F_CAPPED | NLM_F_ACK_TLVS, &bad), None);
         assert_eq!(ext_ack_message(NLM_F_ACK_TLVS, &[1, 2]), None);
+    }
+
+    #[test]
+    fn link_messages_are_read_as_index_and_name() {
+        let mut payload = vec![0u8; IFINFOMSG_LEN];
+        payload[4..8].copy_from_slice(&7u32.to_ne_bytes());
+        payload.extend(tlv(4, &1500u32.to_ne_bytes())); // IFLA_MTU
+        payload.extend(tlv(IFLA_IFNAME, b"net1\0"));
+        assert_eq!(
+            parse_link(&payload).unwrap(),
+            Rtm::Link {
+                index: 7,
+                name: Some("net1".into())
+            }
+        );
+        assert_eq!(
+            parse_link(&payload[..IFINFOMSG_LEN]).unwrap(),
+            Rtm::Link {
+                index: 7,
+                name: None
+            }
+        );
+        assert!(parse_link(&payload[..8]).is_err());
+        // A truncated attribute is a decode error, not a panic.
+        assert!(parse_link(&payload[..payload.len() - 6]).is_err());
+    }
+
+    #[test]
+    fn only_default_routes_are_parsed_and_they_round_trip() {
+        let mut header = NetlinkHeader::default();
+        header.message_type = libc::RTM_NEWROUTE;
+        let r = route(
+            AddressFamily::Inet,
+            vec![
+                RouteAttribute::Gateway(RouteAddress::Inet(Ipv4Addr::new(10, 0, 0, 1))),
+                RouteAttribute::Oif(2),
+            ],
+        );
+        let m = Rtm::Route(libc::RTM_NEWROUTE, r.clone());
+        assert_eq!(m.message_type(), libc::RTM_NEWROUTE);
+        let mut bytes = vec![0u8; m.buffer_len()];
+        m.serialize(&mut bytes);
+        assert_eq!(Rtm::deserialize(&header, &bytes).unwrap(), m);
+        // A route with a destination prefix is left unparsed.
+        bytes[1] = 24;
+        assert_eq!(
+            Rtm::deserialize(&header, &bytes).unwrap(),
+            Rtm::Other(libc::RTM_NEWROUTE)
+        );
+        // The link dump request is an all-zero ifinfomsg.
+        let mut req = vec![0xffu8; Rtm::GetLinks.buffer_len()];
+        Rtm::GetLinks.serialize(&mut req);
+        assert_eq!(req, [0u8; IFINFOMSG_LEN]);
+        assert_eq!(Rtm::GetLinks.message_type(), libc::RTM_GETLINK);
     }
 
     fn route(family: AddressFamily, attributes: Vec<RouteAttribute>) -> RouteMessage {

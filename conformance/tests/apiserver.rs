@@ -1244,6 +1244,81 @@ fn fail_next_then_success() {
 }
 
 #[test]
+fn fail_next_matching_fails_only_that_key() {
+    let api = ApiServer::start();
+    let c = Client::new(&api);
+    api.put(pod("p"));
+    let status_path = format!("{PODS}/p/status");
+    let patch = json!({"metadata": {"annotations": {"a": "b"}}});
+    api.fail_next_matching("PATCH pods/status", 2, 500);
+    for _ in 0..2 {
+        // Requests under other keys pass and do not use the failure up.
+        assert_eq!(c.get(&format!("{PODS}/p")).status, 200);
+        assert_eq!(
+            c.get(&status_path).status,
+            200,
+            "GET pods/status is another key"
+        );
+        assert_eq!(c.patch(&format!("{PODS}/p"), MERGE, &patch).status, 200);
+        let r = c.patch(&status_path, MERGE, &patch);
+        assert_eq!(r.status, 500);
+        let s = r.json();
+        assert_eq!(s["kind"], "Status");
+        assert_eq!(s["reason"], "InternalError");
+        assert_eq!(s["code"], 500);
+        assert!(
+            s["message"].as_str().unwrap().contains("PATCH pods/status"),
+            "{s}"
+        );
+    }
+    // Used up: the next one is served, and the failed ones changed nothing.
+    api.put(pod("q"));
+    let r = c.patch(
+        &format!("{PODS}/q/status"),
+        MERGE,
+        &json!({"metadata": {"annotations": {"x": "y"}}}),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(api.count("PATCH pods/status"), 3);
+    let statuses: Vec<u16> = api
+        .requests()
+        .iter()
+        .filter(|r| r.key == "PATCH pods/status")
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(statuses, [500, 500, 200]);
+
+    // Keys are armed side by side; re-arming replaces; n = 0 disarms one key only.
+    api.fail_next_matching("GET pods", 1, 503);
+    api.fail_next_matching("LIST pods", 5, 404);
+    api.fail_next_matching("LIST pods", 1, 429);
+    api.fail_next_matching("GET network-attachment-definitions", 3, 500);
+    api.fail_next_matching("GET network-attachment-definitions", 0, 500);
+    let r = c.get(PODS);
+    assert_eq!(r.status, 429);
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert_eq!(c.get(PODS).status, 200);
+    assert_eq!(
+        c.get(&format!("{NADS}/none")).status,
+        404,
+        "disarmed: a real 404"
+    );
+    assert_eq!(c.get(&format!("{PODS}/p")).status, 503);
+    assert_eq!(c.get(&format!("{PODS}/p")).status, 200);
+
+    // A targeted failure comes first and leaves the global one armed for other requests.
+    api.fail_next(1, 502);
+    api.fail_next_matching("GET pods", 1, 500);
+    assert_eq!(c.get(&format!("{PODS}/p")).status, 500);
+    assert_eq!(c.get(PODS).status, 502);
+    assert_eq!(c.get(&format!("{PODS}/p")).status, 200);
+    // Injected like fail_next: before authentication.
+    api.fail_next_matching("LIST pods", 1, 503);
+    assert_eq!(c.raw("GET", PODS, &[], b"").unwrap().status, 503);
+    assert_eq!(c.raw("GET", PODS, &[], b"").unwrap().status, 401);
+}
+
+#[test]
 fn latency_delays_every_response() {
     let api = ApiServer::start();
     let c = Client::new(&api);

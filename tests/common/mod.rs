@@ -71,3 +71,5 @@ pub fn attach_env<'a>(
         ),
     ]
 }
+
+pub mod node;

@@ -55,6 +55,8 @@ struct Failure {
 pub(crate) struct Faults {
     pub latency: Duration,
     failure: Option<Failure>,
+    /// Failures armed for one counter key only (`"PATCH pods/status"` -> failure).
+    targeted: BTreeMap<String, Failure>,
 }
 
 impl Faults {
@@ -80,24 +82,63 @@ impl Faults {
         });
     }
 
-    /// The injected response for this request, if a failure is armed.
-    pub fn take_failure(&mut self) -> Option<Response> {
-        let f = self.failure.as_mut()?;
-        f.remaining -= 1;
-        let mut resp = Response {
-            status: f.code,
-            content_type: f.content_type.clone(),
-            headers: Vec::new(),
-            body: f.body.clone(),
-        };
-        if f.code == 429 {
-            // The real server's priority-and-fairness rejections always say when to retry.
-            resp.headers.push(("Retry-After".into(), "1".into()));
+    /// Arms `n` failures with a `Status` body for `code`, for requests counted under `key` only.
+    pub fn fail_next_matching(&mut self, key: &str, n: u32, code: u16) {
+        if n == 0 {
+            self.targeted.remove(key);
+            return;
         }
+        let body = failure_body(
+            code,
+            reason_for(code),
+            &format!("injected failure: HTTP {code} for {key} from the plexus API stand-in"),
+            None,
+        );
+        self.targeted.insert(
+            key.to_owned(),
+            Failure {
+                remaining: n,
+                code,
+                body,
+                content_type: "application/json".to_owned(),
+            },
+        );
+    }
+
+    /// The injected response for a request counted under `key`, if a failure is armed for it:
+    /// a failure targeted at `key` first, else the one armed for any request.
+    pub fn take_failure(&mut self, key: &str) -> Option<Response> {
+        if let Some(f) = self.targeted.get_mut(key) {
+            let resp = f.response();
+            if f.remaining == 0 {
+                self.targeted.remove(key);
+            }
+            return Some(resp);
+        }
+        let f = self.failure.as_mut()?;
+        let resp = f.response();
         if f.remaining == 0 {
             self.failure = None;
         }
         Some(resp)
+    }
+}
+
+impl Failure {
+    /// One injected response; counts it against `remaining`.
+    fn response(&mut self) -> Response {
+        self.remaining -= 1;
+        let mut resp = Response {
+            status: self.code,
+            content_type: self.content_type.clone(),
+            headers: Vec::new(),
+            body: self.body.clone(),
+        };
+        if self.code == 429 {
+            // The real server's priority-and-fairness rejections always say when to retry.
+            resp.headers.push(("Retry-After".into(), "1".into()));
+        }
+        resp
     }
 }
 

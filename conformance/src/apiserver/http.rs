@@ -158,7 +158,7 @@ async fn respond(
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    let injected = lock(&shared.faults).take_failure();
+    let injected = lock(&shared.faults).take_failure(&key);
     let resp = match injected {
         Some(r) => r,
         None if too_large => Response::error(&ApiError::new(413, "the request body is too large")),

@@ -48,8 +48,8 @@
 //!
 //! Tests seed objects with [`ApiServer::put`] / [`ApiServer::load_yaml_dir`] (no strategy
 //! applied), inject faults ([`ApiServer::set_latency`], [`ApiServer::fail_next`],
-//! [`ApiServer::refuse_connections`]) and assert on [`ApiServer::counters`] and
-//! [`ApiServer::requests`].
+//! [`ApiServer::fail_next_matching`], [`ApiServer::refuse_connections`]) and assert on
+//! [`ApiServer::counters`] and [`ApiServer::requests`].
 //!
 //! ```no_run
 //! use plexus_conformance::apiserver::ApiServer;
@@ -394,6 +394,16 @@ impl ApiServer {
     /// `n = 0` disarms.
     pub fn fail_next(&self, n: u32, code: u16) {
         lock(&self.shared.faults).fail_next(n, code);
+    }
+
+    /// Answers the next `n` requests counted under `key` (see [`ApiServer::counters`], e.g.
+    /// `"PATCH pods/status"`) with HTTP `code` and a `Status` body, like
+    /// [`ApiServer::fail_next`] but leaving every other request alone. Such a request takes its
+    /// targeted failure before any failure armed with [`ApiServer::fail_next`] (which it then
+    /// does not use up). Replaces the failure armed for the same `key`; failures for different
+    /// keys are armed side by side; `n = 0` disarms `key`.
+    pub fn fail_next_matching(&self, key: &str, n: u32, code: u16) {
+        lock(&self.shared.faults).fail_next_matching(key, n, code);
     }
 
     /// Like [`ApiServer::fail_next`] with `body` sent verbatim as `content_type` (e.g. invalid
