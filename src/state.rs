@@ -41,6 +41,18 @@
 //! delegate, and the next DEL tears it down too (DEL must succeed on partial state, by the CNI
 //! spec).
 //!
+//! # What is fsynced
+//!
+//! Durability costs a disk flush (milliseconds each on ordinary disks, per pod), so only the
+//! write that everything else relies on is durable: [`StateDir::save`] of the plan, before the
+//! first delegate runs. Progress marks and the end of ADD use [`StateDir::save_progress`]:
+//! the same atomic temp-file-and-rename, without the flushes. A plexus that is killed keeps
+//! them (they are in the page cache); a power loss can only bring back the durable plan, in
+//! phase `Adding`, and DEL of such a journal tears down every attachment it names
+//! ([`Journal::pending_teardown_after_crash`]), which is always safe because DEL of something
+//! never added is a no-op for a correct plugin. Removing a journal is not fsynced either: one
+//! that comes back only makes a later DEL or GC repeat a teardown.
+//!
 //! # Concurrency
 //!
 //! Two plexus processes for the same attachment (a DEL racing an ADD the runtime timed out)
@@ -95,8 +107,6 @@ pub enum Phase {
     Adding,
     /// ADD completed and its result was returned.
     Added,
-    /// DEL is in progress (or crashed midway).
-    Deleting,
 }
 
 /// Where one delegate attachment is.
@@ -247,6 +257,23 @@ impl Journal {
             .rev()
             .filter(|(_, a)| matches!(a.state, AttachmentState::Started | AttachmentState::Added))
     }
+
+    /// Like [`pending_teardown`](Journal::pending_teardown) for a journal read back after plexus
+    /// stopped in the middle of an ADD (phase `Adding`): progress marks are not durable (see
+    /// [`StateDir::save_progress`]), so a `Planned` attachment may have been started before a
+    /// power loss; it is torn down too (DEL of something never added is a no-op for a correct
+    /// plugin, and such attachments are never strict).
+    pub fn pending_teardown_after_crash(&self) -> impl Iterator<Item = (usize, &Attachment)> {
+        let crashed_add = self.phase == Phase::Adding;
+        self.attachments
+            .iter()
+            .enumerate()
+            .rev()
+            .filter(move |(_, a)| {
+                matches!(a.state, AttachmentState::Started | AttachmentState::Added)
+                    || (crashed_add && a.state == AttachmentState::Planned)
+            })
+    }
 }
 
 /// Keys whose lock this process holds through some [`StateDir`] clone.
@@ -375,6 +402,19 @@ impl StateDir {
 
     /// Writes the journal atomically and durably (see the module docs).
     pub fn save(&self, j: &Journal) -> Result<(), Error> {
+        self.write(j, true)
+    }
+
+    /// Writes the journal atomically but without waiting for the disk: the file is always a
+    /// complete old or new version, and survives a crash of plexus (the page cache does), but a
+    /// power loss may bring back the last durable version. Used for progress marks between two
+    /// durable saves; readers of a journal in phase `Adding` therefore treat attachments still
+    /// `Planned` as possibly started (see [`Journal::pending_teardown_after_crash`]).
+    pub fn save_progress(&self, j: &Journal) -> Result<(), Error> {
+        self.write(j, false)
+    }
+
+    fn write(&self, j: &Journal, durable: bool) -> Result<(), Error> {
         let key = key(&j.container_id, &j.ifname)?;
         let target = self.path.join(format!("{key}{JOURNAL_SUFFIX}"));
         let ctx = || format!("writing the plexus journal {}", target.display());
@@ -403,7 +443,9 @@ impl StateDir {
                 .open(&tmp)
                 .map_err(|e| step("creating", e))?;
             f.write_all(&bytes).map_err(|e| step("writing", e))?;
-            f.sync_all().map_err(|e| step("syncing", e))?;
+            if durable {
+                f.sync_all().map_err(|e| step("syncing", e))?;
+            }
             drop(f);
             fs::rename(&tmp, &target).map_err(|e| step("renaming", e))
         })();
@@ -415,7 +457,10 @@ impl StateDir {
             }
             return Err(Error::io(ctx(), cause));
         }
-        self.sync_dir().map_err(|e| Error::io(ctx(), e))
+        if durable {
+            self.sync_dir().map_err(|e| Error::io(ctx(), e))?;
+        }
+        Ok(())
     }
 
     /// The journal of (container ID, ifname); `None` when there is none. A file that is
@@ -456,7 +501,7 @@ impl StateDir {
     /// Removes the journal of (container ID, ifname), and its lock file when this process
     /// holds that lock (call it while holding [`StateDir::lock`]; without the lock the lock
     /// file is kept, since unlinking it under another holder would let a third process lock a
-    /// fresh file). Absent files are fine; the directory is fsynced after the unlink.
+    /// fresh file). Absent files are fine; the unlink is not fsynced (see the module docs).
     pub fn remove(&self, container_id: &str, ifname: &str) -> Result<(), Error> {
         let key = key(container_id, ifname)?;
         let journal = self.path.join(format!("{key}{JOURNAL_SUFFIX}"));
@@ -471,7 +516,9 @@ impl StateDir {
                 "journal removed without holding its lock; lock file kept"
             );
         }
-        self.sync_dir().map_err(|e| Error::io(ctx(), e))
+        // Not fsynced: a journal that a power loss brings back only makes a later DEL or GC
+        // tear down again what is already gone, which every delegate must accept.
+        Ok(())
     }
 
     /// Every key (container ID, ifname) that has a journal, sorted; temp and lock files are

@@ -246,6 +246,30 @@ fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// For programs rather than tests (benchmarks, demos): makes the rest of this program run in a
+/// sandbox. Outside one, it re-executes the current program with the same arguments under
+/// `unshare --net --mount --propagation private` and exits with that run's status (so it never
+/// returns there); inside, it prepares the namespaces (as for tests) and returns. Needs root.
+pub fn enter() {
+    if inside() {
+        setup_inside();
+        return;
+    }
+    if !is_root() {
+        eprintln!("this program needs root (it creates network namespaces)");
+        std::process::exit(2);
+    }
+    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("sandbox: current_exe: {e}"));
+    let status = Command::new("unshare")
+        .args(["--net", "--mount", "--propagation", "private", "--"])
+        .arg(exe)
+        .args(std::env::args_os().skip(1))
+        .env(SANDBOXED_ENV, "1")
+        .status()
+        .unwrap_or_else(|e| panic!("sandbox: cannot run unshare: {e}"));
+    std::process::exit(status.code().unwrap_or(1));
+}
+
 /// Prepares the sandbox's namespaces, once per process.
 fn setup_inside() {
     static SETUP: Once = Once::new();

@@ -6,8 +6,12 @@
 //!    fails ADD here.
 //! 2. Lock the attachment and write the journal (every attachment `Planned`, with its exact
 //!    delegate config bytes). A journal left by an earlier ADD that crashed is torn down first.
-//! 3. For each attachment in order: mark it `Started` (saved), run its delegate, mark it
-//!    `Added` with its result (saved).
+//! 3. For each attachment in order: run its delegate, then record it `Added` with its result.
+//!    These records are atomic but not fsynced (a crash of plexus keeps them; a power loss
+//!    falls back to the durable plan of step 2). DEL of a journal still in phase `Adding` tears
+//!    down its `Planned` attachments too, which is why no record is written *before* a
+//!    delegate runs: the plan is the one fsynced write of an ADD, and there is one more write
+//!    per attachment.
 //! 4. Move the pod's default route when an element asks for `default-route`.
 //! 5. Write network-status (one merge patch on `pods/status`), then best-effort Events.
 //! 6. Mark the journal `Added` and return the cluster network's result in the node config's
@@ -125,11 +129,11 @@ fn clear_leftovers(ctx: &Ctx<'_>, netns: &str) -> Result<(), Error> {
             ),
             "the runtime must DEL before adding the same interface again",
         )),
-        Phase::Adding | Phase::Deleting => {
+        Phase::Adding => {
             tracing::warn!(
                 "an earlier ADD or DEL of this attachment did not finish; tearing it down first"
             );
-            teardown(ctx, ctx.state, &mut old, Some(netns.to_owned()))?;
+            teardown(ctx, &mut old, Some(netns.to_owned()), true)?;
             ctx.state.remove(&env.container_id, &env.ifname)
         }
     }
@@ -177,8 +181,9 @@ fn apply(
 ) -> Result<Value, Error> {
     let mut results = Vec::with_capacity(atts.len());
     for (i, att) in atts.iter().enumerate() {
+        // In memory only: a journal read back after a crash in phase `Adding` counts its
+        // `Planned` attachments as possibly started anyway, so a write here would buy nothing.
         j.mark(i, AttachmentState::Started, None)?;
-        ctx.state.save(j)?;
         let inv = ctx.invocation(
             &att.network,
             &att.ifname,
@@ -187,7 +192,7 @@ fn apply(
         );
         let res = ctx.chain().add(&att.config, &inv)?;
         j.mark(i, AttachmentState::Added, Some(res.clone()))?;
-        ctx.state.save(j)?;
+        ctx.state.save_progress(j)?;
         results.push(res);
     }
     let moved = move_default_route(atts, netns)?;
@@ -212,7 +217,9 @@ fn apply(
         events::added_interfaces(api, pod, &entries);
     }
     j.phase = Phase::Added;
-    ctx.state.save(j)?;
+    // Not fsynced either: after a power loss the durable plan (phase `Adding`) makes DEL tear
+    // everything down, just without the strict rule.
+    ctx.state.save_progress(j)?;
     let mut cluster = results
         .first()
         .cloned()
@@ -321,7 +328,7 @@ fn drop_default_routes(res: &mut Value, gws: &[IpAddr]) {
 /// Undoes a failed ADD: when everything is undone the journal is replaced by a rollback
 /// marker; otherwise it keeps what could not be undone, for the runtime's DEL.
 fn rollback(ctx: &Ctx<'_>, j: &mut Journal, netns: &str) {
-    match teardown(ctx, ctx.state, j, Some(netns.to_owned())) {
+    match teardown(ctx, j, Some(netns.to_owned()), false) {
         Ok(()) => {
             if let Err(e) = ctx.state.mark_rolled_back(&j.container_id, &j.ifname) {
                 tracing::warn!(error = %e, "cannot record the rollback; removing the journal");

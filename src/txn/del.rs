@@ -35,11 +35,8 @@ pub fn del(ctx: &Ctx<'_>) -> Result<(), Error> {
     }
     match ctx.state.load(&env.container_id, &env.ifname) {
         Ok(Some(mut j)) => {
-            j.phase = Phase::Deleting;
-            if let Err(e) = ctx.state.save(&j) {
-                tracing::warn!(error = %e, "cannot record the start of DEL in the journal");
-            }
-            teardown(ctx, ctx.state, &mut j, env.netns.clone())?;
+            let crashed = j.phase == Phase::Adding;
+            teardown(ctx, &mut j, env.netns.clone(), crashed)?;
             ctx.state.remove(&env.container_id, &env.ifname)
         }
         Ok(None) => {

@@ -41,7 +41,7 @@ pub fn gc(ctx: &Ctx<'_>) -> Result<(), Error> {
             let _lock = ctx.state.lock(&cid, &ifname, GC_LOCK_TIMEOUT)?;
             if let Some(mut j) = ctx.state.load(&cid, &ifname)? {
                 tracing::info!(container = %cid, %ifname, "GC: tearing down an attachment the runtime no longer knows");
-                teardown(ctx, ctx.state, &mut j, None)?;
+                teardown(ctx, &mut j, None, true)?;
             }
             ctx.state.remove(&cid, &ifname)
         })();

@@ -2,32 +2,42 @@
 //!
 //! Used by DEL, by ADD's rollback and by GC. Each attachment gets DEL with its own cached ADD
 //! result as `prevResult`, its own interface name, CNI_ARGS and runtime values, all from the
-//! journal (so GC, which has no container env, can tear down too). The journal is saved after
-//! each step, so a crash in the middle resumes where it stopped.
+//! journal (so GC, which has no container env, can tear down too). Progress is kept in memory
+//! only: the caller removes the journal when everything is undone, or saves what is left; a
+//! crash in the middle leaves the journal as it was, and the retry runs every DEL again, which
+//! the CNI spec requires delegates to accept.
 //!
 //! The rule for failures (continue past each, report all):
 //! - an attachment whose ADD succeeded (`Added`) is strict: if its DEL fails it stays in the
 //!   journal and the error is returned, so the runtime retries and nothing leaks;
-//! - an attachment whose ADD never succeeded (`Started`: the delegate failed or was killed)
-//!   still gets its DEL, but a failing DEL is logged and the attachment is dropped: a
+//! - an attachment whose ADD never succeeded (`Started`: the delegate failed or was killed;
+//!   or `Planned` in a crashed ADD) still gets its DEL, but a failing DEL is logged and the attachment is dropped: a
 //!   misconfigured NAD (macvlan with a missing `master` fails DEL forever) must never make a
 //!   pod undeletable.
 
 use crate::cni::Error;
 use crate::delegate::Invocation;
-use crate::state::{AttachmentState, Journal, StateDir};
+use crate::state::{AttachmentState, Journal};
 
 use super::{Ctx, combine, journal_config};
 
 /// Tears down what `j` holds; `netns` is the namespace to give the delegates (`None` when it
-/// is gone). On return every torn-down attachment is `Deleted` in `j` (and on disk).
+/// is gone). `after_crash` is true when the journal was read back from disk (DEL, GC, a new
+/// ADD finding leftovers) rather than held by the ADD that is rolling back: then attachments
+/// still `Planned` in a crashed ADD are torn down too (see
+/// [`Journal::pending_teardown_after_crash`]). On return every torn-down attachment is
+/// `Deleted` in `j` (in memory; the caller saves or removes the journal).
 pub fn teardown(
     ctx: &Ctx<'_>,
-    state: &StateDir,
     j: &mut Journal,
     netns: Option<String>,
+    after_crash: bool,
 ) -> Result<(), Error> {
-    let pending: Vec<usize> = j.pending_teardown().map(|(i, _)| i).collect();
+    let pending: Vec<usize> = if after_crash {
+        j.pending_teardown_after_crash().map(|(i, _)| i).collect()
+    } else {
+        j.pending_teardown().map(|(i, _)| i).collect()
+    };
     let mut errors = Vec::new();
     for i in pending {
         let att = j.attachments[i].clone();
@@ -46,7 +56,7 @@ pub fn teardown(
         });
         match outcome {
             Ok(()) => j.mark(i, AttachmentState::Deleted, None)?,
-            Err(e) if att.state == AttachmentState::Started => {
+            Err(e) if att.state != AttachmentState::Added => {
                 tracing::warn!(
                     network = %att.network,
                     error = %e,
@@ -55,9 +65,6 @@ pub fn teardown(
                 j.mark(i, AttachmentState::Deleted, None)?;
             }
             Err(e) => errors.push(e),
-        }
-        if let Err(e) = state.save(j) {
-            tracing::warn!(error = %e, "cannot record teardown progress in the journal");
         }
     }
     combine(errors)
