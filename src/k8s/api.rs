@@ -74,3 +74,55 @@ pub trait KubeApi {
     /// Records an Event about the pod; failures are logged, never returned.
     fn event(&self, pod: &PodMeta, kind: EventType, reason: &str, message: &str);
 }
+
+/// A [`KubeApi`] for unit tests: NADs from a list, NAD reads recorded, optionally "down".
+#[cfg(test)]
+pub(crate) mod fake {
+    use std::cell::RefCell;
+
+    use super::{EventType, KubeApi, Nad, PodMeta};
+    use crate::cni::Error;
+
+    #[derive(Default)]
+    pub(crate) struct FakeApi {
+        pub nads: Vec<Nad>,
+        /// `namespace/name` of every NAD read, in order.
+        pub reads: RefCell<Vec<String>>,
+        /// Every call fails as an unreachable API would (code 11).
+        pub down: bool,
+    }
+
+    impl FakeApi {
+        pub fn with(nads: Vec<Nad>) -> FakeApi {
+            FakeApi {
+                nads,
+                ..FakeApi::default()
+            }
+        }
+    }
+
+    impl KubeApi for FakeApi {
+        fn pod(&self, _: &str, _: &str) -> Result<PodMeta, Error> {
+            unreachable!("these tests read no pod")
+        }
+        fn nad(&self, ns: &str, name: &str) -> Result<Option<Nad>, Error> {
+            if self.down {
+                return Err(Error::Kubernetes {
+                    msg: "unreachable".into(),
+                    details: String::new(),
+                    transient: true,
+                });
+            }
+            self.reads.borrow_mut().push(format!("{ns}/{name}"));
+            Ok(self
+                .nads
+                .iter()
+                .find(|n| n.namespace == ns && n.name == name)
+                .cloned())
+        }
+        fn set_pod_annotation(&self, _: &str, _: &str, _: &str, _: &str) -> Result<(), Error> {
+            unreachable!("these tests write no annotation")
+        }
+        fn event(&self, _: &PodMeta, _: EventType, _: &str, _: &str) {}
+    }
+}

@@ -202,26 +202,9 @@ pub fn from_conf_dir(dir: &Path, name: &str) -> Result<Option<(PathBuf, NetworkC
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::k8s::api::{EventType, Nad, PodMeta};
+    use crate::k8s::api::Nad;
+    use crate::k8s::api::fake::FakeApi;
     use std::collections::BTreeMap;
-
-    struct Fake(Vec<Nad>);
-    impl KubeApi for Fake {
-        fn pod(&self, _: &str, _: &str) -> Result<PodMeta, Error> {
-            unreachable!()
-        }
-        fn nad(&self, ns: &str, name: &str) -> Result<Option<Nad>, Error> {
-            Ok(self
-                .0
-                .iter()
-                .find(|n| n.namespace == ns && n.name == name)
-                .cloned())
-        }
-        fn set_pod_annotation(&self, _: &str, _: &str, _: &str, _: &str) -> Result<(), Error> {
-            unreachable!()
-        }
-        fn event(&self, _: &PodMeta, _: EventType, _: &str, _: &str) {}
-    }
 
     fn nad(name: &str, config: &str) -> Nad {
         Nad {
@@ -237,7 +220,7 @@ mod tests {
     #[test]
     fn inline_conf_keeps_bytes() {
         let raw = r#"{"cniVersion":"1.0.0", "name":"mine","type":"macvlan"}"#;
-        let api = Fake(vec![nad("a", raw)]);
+        let api = FakeApi::with(vec![nad("a", raw)]);
         let r = resolve(&api, "ns", "a", Path::new(NOWHERE)).unwrap();
         assert_eq!(r.config.bytes(), raw.as_bytes());
         assert_eq!(r.config.name(), "mine");
@@ -247,7 +230,7 @@ mod tests {
 
     #[test]
     fn inline_conflist_and_name_injection() {
-        let api = Fake(vec![
+        let api = FakeApi::with(vec![
             nad(
                 "l",
                 r#"{"cniVersion":"1.0.0","plugins":[{"type":"bridge"},{"type":"tuning"}]}"#,
@@ -286,7 +269,7 @@ mod tests {
             r#"{"cniVersion":"1.0.0","name":"other","plugins":[{"type":"x"}]}"#,
         )
         .unwrap();
-        let api = Fake(vec![nad("disk", ""), nad("conf-only", "  ")]);
+        let api = FakeApi::with(vec![nad("disk", ""), nad("conf-only", "  ")]);
         let r = resolve(&api, "ns", "disk", d.path()).unwrap();
         assert_eq!(
             r.source,
@@ -309,7 +292,7 @@ mod tests {
 
     #[test]
     fn not_found_and_invalid_json() {
-        let api = Fake(vec![nad("bad", "{not json")]);
+        let api = FakeApi::with(vec![nad("bad", "{not json")]);
         let e = resolve(&api, "ns", "missing", Path::new(NOWHERE)).unwrap_err();
         assert_eq!(
             e.msg(),
@@ -332,7 +315,7 @@ mod tests {
         );
         n.annotations
             .insert(RESOURCE_NAME_ANNOTATION.into(), "intel.com/sriov_a".into());
-        let r = resolve(&Fake(vec![n]), "ns", "sriov", Path::new(NOWHERE)).unwrap();
+        let r = resolve(&FakeApi::with(vec![n]), "ns", "sriov", Path::new(NOWHERE)).unwrap();
         assert_eq!(r.resource_name.as_deref(), Some("intel.com/sriov_a"));
     }
 

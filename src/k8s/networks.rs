@@ -107,31 +107,9 @@ pub fn selected(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::k8s::api::{EventType, Nad};
-    use std::cell::RefCell;
+    use crate::k8s::api::Nad;
+    use crate::k8s::api::fake::FakeApi;
     use std::collections::BTreeMap;
-
-    struct Fake {
-        nads: Vec<Nad>,
-        reads: RefCell<Vec<String>>,
-    }
-    impl KubeApi for Fake {
-        fn pod(&self, _: &str, _: &str) -> Result<PodMeta, Error> {
-            unreachable!()
-        }
-        fn nad(&self, ns: &str, name: &str) -> Result<Option<Nad>, Error> {
-            self.reads.borrow_mut().push(format!("{ns}/{name}"));
-            Ok(self
-                .nads
-                .iter()
-                .find(|n| n.namespace == ns && n.name == name)
-                .cloned())
-        }
-        fn set_pod_annotation(&self, _: &str, _: &str, _: &str, _: &str) -> Result<(), Error> {
-            unreachable!()
-        }
-        fn event(&self, _: &PodMeta, _: EventType, _: &str, _: &str) {}
-    }
 
     fn nad(ns: &str, name: &str) -> Nad {
         Nad {
@@ -153,10 +131,7 @@ mod tests {
 
     #[test]
     fn each_distinct_nad_is_read_once_and_order_is_kept() {
-        let api = Fake {
-            nads: vec![nad("ns1", "a"), nad("other", "b")],
-            reads: RefCell::new(vec![]),
-        };
+        let api = FakeApi::with(vec![nad("ns1", "a"), nad("other", "b")]);
         let got = selected(
             &api,
             &pod("a,other/b,a@net9"),
@@ -172,10 +147,7 @@ mod tests {
 
     #[test]
     fn isolation_is_checked_before_any_read() {
-        let api = Fake {
-            nads: vec![nad("ns1", "a"), nad("other", "b")],
-            reads: RefCell::new(vec![]),
-        };
+        let api = FakeApi::with(vec![nad("ns1", "a"), nad("other", "b")]);
         let iso = Isolation {
             enabled: true,
             global_namespaces: vec![],
@@ -197,10 +169,7 @@ mod tests {
 
     #[test]
     fn default_network_annotation_namespace_isolation_and_ifname() {
-        let api = Fake {
-            nads: vec![nad("kube-system", "calico"), nad("ns1", "mine")],
-            reads: RefCell::new(vec![]),
-        };
+        let api = FakeApi::with(vec![nad("kube-system", "calico"), nad("ns1", "mine")]);
         let none = Isolation::default();
         let p = pod_with(DEFAULT_NETWORK_ANNOTATION, "calico");
         let n = default_network(&api, &p, &none, "kube-system", Path::new("/x")).unwrap();
@@ -242,10 +211,7 @@ mod tests {
 
     #[test]
     fn no_annotation_no_networks_no_reads() {
-        let api = Fake {
-            nads: vec![],
-            reads: RefCell::new(vec![]),
-        };
+        let api = FakeApi::with(vec![]);
         let mut p = pod("");
         p.annotations.clear();
         assert!(

@@ -183,37 +183,10 @@ fn first_config_file(dir: &Path) -> Result<Option<PathBuf>, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::k8s::api::{EventType, Nad, PodMeta};
+    use crate::k8s::api::Nad;
+    use crate::k8s::api::fake::FakeApi;
     use crate::node::decode_stdin;
     use std::collections::BTreeMap;
-
-    struct Fake {
-        nads: Vec<Nad>,
-        down: bool,
-    }
-    impl KubeApi for Fake {
-        fn pod(&self, _: &str, _: &str) -> Result<PodMeta, Error> {
-            unreachable!()
-        }
-        fn nad(&self, ns: &str, name: &str) -> Result<Option<Nad>, Error> {
-            if self.down {
-                return Err(Error::Kubernetes {
-                    msg: "unreachable".into(),
-                    details: String::new(),
-                    transient: true,
-                });
-            }
-            Ok(self
-                .nads
-                .iter()
-                .find(|n| n.namespace == ns && n.name == name)
-                .cloned())
-        }
-        fn set_pod_annotation(&self, _: &str, _: &str, _: &str, _: &str) -> Result<(), Error> {
-            unreachable!()
-        }
-        fn event(&self, _: &PodMeta, _: EventType, _: &str, _: &str) {}
-    }
 
     fn node(extra: &str, conf_dir: &Path) -> NodeConfig {
         let text = format!(
@@ -240,10 +213,10 @@ mod tests {
             r#"{"cniVersion":"1.0.0","name":"k8s-pod-network","plugins":[{"type":"calico"}]}"#,
         )
         .unwrap();
-        let api = Fake {
-            nads: vec![nad("kube-system", "cluster-nad"), nad("infra", "extra")],
-            down: false,
-        };
+        let api = FakeApi::with(vec![
+            nad("kube-system", "cluster-nad"),
+            nad("infra", "extra"),
+        ]);
         let n = node(
             r#","clusterNetwork":"cluster-nad","defaultNetworks":["infra/extra","k8s-pod-network"]"#,
             d.path(),
@@ -275,9 +248,9 @@ mod tests {
             r#"{"cniVersion":"1.0.0","name":"cbr0","plugins":[{"type":"flannel"}]}"#,
         )
         .unwrap();
-        let api = Fake {
-            nads: vec![],
+        let api = FakeApi {
             down: true,
+            ..FakeApi::default()
         };
         let n = node(r#","clusterNetwork":"cbr0""#, d.path());
         assert_eq!(node_networks(&n, Some(&api)).unwrap().cluster.name, "cbr0");
