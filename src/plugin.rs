@@ -80,6 +80,10 @@ pub fn run(
         node.log_file.as_deref(),
         node.log_to_stderr,
     );
+    let unknown = node.unknown_keys();
+    if !unknown.is_empty() {
+        tracing::info!(keys = ?unknown, "node config keys plexus does not use (ignored)");
+    }
     if let Err(e) = crate::cni::version::gate(env.command.as_str(), node.version) {
         return Response::error(&e, version);
     }

@@ -437,3 +437,25 @@ fn failed_add_in_a_conflist_is_undone_with_del_in_reverse() {
         },
     );
 }
+
+#[test]
+fn unknown_node_config_keys_are_logged_not_fatal() {
+    sandbox::run("unknown_node_config_keys_are_logged_not_fatal", || {
+        let d = tempfile::tempdir().unwrap();
+        let r = call(
+            "ADD",
+            d.path(),
+            &node(
+                "fake-record",
+                json!({"someMultusKey": true, "logLevel": "verbose"}),
+            ),
+        );
+        assert_eq!(r.code, 0, "{r:?}");
+        assert!(
+            r.stderr.contains("node config keys plexus does not use")
+                && r.stderr.contains("someMultusKey"),
+            "{}",
+            r.stderr
+        );
+    });
+}
