@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use plexus::cni::{NetworkConfig, result::CniResult};
@@ -15,10 +15,8 @@ use plexus_conformance::netns::{Netns, host_links, veth_pair};
 use plexus_conformance::sandbox;
 use serde_json::{Map, Value, json};
 
+use common::node::leases;
 use common::{DEBIAN_PLUGINS, attach_env, plexus};
-
-/// host-local's default lease directory (a tmpfs inside the sandbox).
-const LEASES: &str = "/var/lib/cni/networks";
 
 fn invocation(ns: &Netns, ifname: &str, network: &str, runtime: Value) -> Invocation {
     let runtime_config: Map<String, Value> = runtime.as_object().cloned().unwrap_or_default();
@@ -32,19 +30,6 @@ fn invocation(ns: &Netns, ifname: &str, network: &str, runtime: Value) -> Invoca
         runtime_config,
         timeout: Duration::from_secs(60),
     }
-}
-
-/// The IP leases host-local holds for `network` (file names that are IP addresses).
-fn leases(network: &str) -> Vec<String> {
-    let Ok(dir) = std::fs::read_dir(Path::new(LEASES).join(network)) else {
-        return vec![];
-    };
-    let mut v: Vec<String> = dir
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.parse::<std::net::IpAddr>().is_ok())
-        .collect();
-    v.sort();
-    v
 }
 
 fn only_lo(ns: &Netns) {

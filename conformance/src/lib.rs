@@ -76,7 +76,7 @@ pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool)
 /// Returns an error if it could not be spawned, was killed for running too
 /// long, or exited while a descendant it left behind still held its
 /// stdout/stderr open past the deadline.
-pub(crate) fn output_with_timeout(
+pub fn output_with_timeout(
     cmd: &mut Command,
     stdin: &[u8],
     timeout: Duration,

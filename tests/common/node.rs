@@ -9,12 +9,11 @@
 //! pod's netns, host-local's leases and the journal files in `cniDir`.
 
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use plexus_conformance::apiserver::ApiServer;
 use plexus_conformance::netns::Netns;
@@ -545,77 +544,17 @@ fn plexus_command(env: &[(String, String)]) -> Command {
 }
 
 /// Runs plexus with exactly `env` (plus PATH) and `stdin`; panics (after killing it) if it
-/// is still running after `timeout`.
+/// is still running after `timeout`, or if something it left behind holds its output.
 pub fn run_plexus(env: &[(String, String)], stdin: &str, timeout: Duration) -> Run {
-    let mut child = plexus_command(env)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn plexus");
-    let mut pipe = child.stdin.take().expect("stdin");
-    let data = stdin.as_bytes().to_vec();
-    // plexus may exit before reading stdin: a broken pipe is fine.
-    thread::spawn(move || {
-        let _ = pipe.write_all(&data);
-    });
-    let readers: Vec<_> = [
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    ]
-    .into_iter()
-    .map(|p| {
-        thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(mut p) = p {
-                let _ = p.read_to_end(&mut buf);
-            }
-            buf
-        })
-    })
-    .collect();
-    let deadline = Instant::now() + timeout;
-    let command = env
-        .iter()
-        .find(|(k, _)| k == "CNI_COMMAND")
-        .map_or("?", |(_, v)| v.as_str())
-        .to_owned();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for plexus") {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("plexus {command} still running after {timeout:?}: killed it");
-        }
-        thread::sleep(Duration::from_millis(5));
-    };
-    let mut outs = readers.into_iter().map(|r| {
-        // A delegate plexus left behind could hold the pipes: that would hang here, so the
-        // join is bounded too.
-        let left = deadline.saturating_duration_since(Instant::now()) + Duration::from_secs(5);
-        let start = Instant::now();
-        while !r.is_finished() {
-            assert!(
-                start.elapsed() < left,
-                "plexus {command} exited ({status}) but something still holds its stdout/stderr"
-            );
-            thread::sleep(Duration::from_millis(5));
-        }
-        String::from_utf8_lossy(&r.join().expect("reader thread")).into_owned()
-    });
-    let stdout = outs.next().unwrap_or_default();
-    let stderr = outs.next().unwrap_or_default();
+    let out = plexus_conformance::output_with_timeout(
+        &mut plexus_command(env),
+        stdin.as_bytes(),
+        timeout,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     Run {
-        code: status.code().unwrap_or(-1),
-        stdout,
-        stderr,
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
