@@ -14,10 +14,21 @@
 //! retry is switched off so the budget is the only bound. Events get a shorter budget of their
 //! own and a single attempt: they never delay or fail a CNI command.
 //!
+//! # One connection, one worker
+//!
+//! The runtime lives on a thread of its own (`plexus-api`) that runs a single queue of jobs in
+//! order, so every call of a run shares one HTTPS connection (one TLS handshake per plexus
+//! process) and nothing races for a second one. Reads and writes wait for their answer;
+//! Events do not: they are queued and the caller goes on (ADD runs the next delegate while the
+//! previous attachment's `AddedInterface` event is being recorded). Dropping the [`Client`]
+//! closes the queue and waits, at most [`FLUSH_BOUND`], for the queued Events.
+//!
 //! Tokens and kubeconfig contents never reach a log or an error message.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, Pod};
@@ -35,6 +46,8 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 pub const DEFAULT_CALL_BUDGET: Duration = Duration::from_secs(5);
 /// Budget of one Event (single attempt).
 pub const EVENT_BUDGET: Duration = Duration::from_millis(500);
+/// How long dropping a [`Client`] waits for queued Events.
+pub const FLUSH_BOUND: Duration = Duration::from_secs(1);
 
 /// How to build the client.
 #[derive(Debug, Clone)]
@@ -66,12 +79,85 @@ pub fn nad_resource() -> ApiResource {
     }
 }
 
-/// The kube client and the runtime it runs on.
+/// The kube client and the worker thread its runtime runs on.
 pub struct Client {
-    rt: tokio::runtime::Runtime,
     client: kube::Client,
     server: String,
     budget: Duration,
+    worker: Worker,
+}
+
+/// A unit of work for the worker.
+type Job = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
+
+/// The `plexus-api` thread: runs queued jobs one after the other on the runtime.
+struct Worker {
+    jobs: Option<tokio::sync::mpsc::UnboundedSender<Job>>,
+    /// Disconnected when the thread has finished every queued job.
+    done: mpsc::Receiver<()>,
+}
+
+impl Worker {
+    fn start(rt: tokio::runtime::Runtime) -> Result<Worker, Error> {
+        let (jobs, mut queue) = tokio::sync::mpsc::unbounded_channel::<Job>();
+        let (done_tx, done) = mpsc::channel::<()>();
+        std::thread::Builder::new()
+            .name("plexus-api".into())
+            .spawn(move || {
+                rt.block_on(async {
+                    while let Some(job) = queue.recv().await {
+                        job().await;
+                    }
+                });
+                drop(done_tx);
+            })
+            .map_err(|e| Error::io("starting the Kubernetes client thread", e))?;
+        Ok(Worker {
+            jobs: Some(jobs),
+            done,
+        })
+    }
+
+    /// Queues `fut` without waiting for it.
+    fn submit<F>(&self, fut: F) -> bool
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let job: Job = Box::new(move || Box::pin(fut));
+        self.jobs.as_ref().is_some_and(|q| q.send(job).is_ok())
+    }
+
+    /// Runs `fut` on the worker and waits for its output.
+    fn run<T, F>(&self, fut: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: Future<Output = T> + Send + 'static,
+    {
+        let (tx, rx) = mpsc::sync_channel(1);
+        let queued = self.submit(async move {
+            let _ = tx.send(fut.await);
+        });
+        if !queued {
+            return Err(Error::Internal(
+                "the Kubernetes client thread is gone".into(),
+            ));
+        }
+        rx.recv()
+            .map_err(|_| Error::Internal("the Kubernetes client thread stopped".into()))
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        // Closing the queue ends the thread once the jobs already queued (Events) are done.
+        self.jobs = None;
+        if let Err(mpsc::RecvTimeoutError::Timeout) = self.done.recv_timeout(FLUSH_BOUND) {
+            tracing::warn!(
+                bound_ms = FLUSH_BOUND.as_millis() as u64,
+                "queued Kubernetes Events not finished in time; not waiting for them"
+            );
+        }
+    }
 }
 
 fn config_error(what: String, e: impl std::fmt::Display) -> Error {
@@ -114,99 +200,114 @@ impl Client {
             })?
         };
         Ok(Some(Client {
-            rt,
             client,
             server,
             budget: opts.call_budget,
+            worker: Worker::start(rt)?,
         }))
     }
 
-    /// Runs `attempt` until it succeeds, fails for good, or the budget is spent.
-    fn call<T, F, Fut>(
-        &self,
-        what: &str,
-        budget: Duration,
-        retry: bool,
-        attempt: F,
-    ) -> Result<T, Error>
+    /// Runs `attempt` on the worker until it succeeds, fails for good, or the budget is spent,
+    /// and waits for the outcome.
+    fn call<T, F, Fut>(&self, what: String, budget: Duration, attempt: F) -> Result<T, Error>
     where
-        F: Fn() -> Fut,
-        Fut: Future<Output = Result<T, kube::Error>>,
+        T: Send + 'static,
+        F: Fn() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, kube::Error>> + Send + 'static,
     {
-        self.rt.block_on(async {
-            let started = Instant::now();
-            let deadline = started + budget;
-            let mut delay = Duration::from_millis(50);
-            let mut tries = 0u32;
-            loop {
-                tries += 1;
-                let left = deadline.saturating_duration_since(Instant::now());
-                let outcome = tokio::time::timeout(left, attempt()).await;
-                let err = match outcome {
-                    Ok(Ok(v)) => return Ok(v),
-                    Ok(Err(e)) => e,
-                    Err(_) => {
-                        return Err(self.exhausted(what, started, tries, "no answer in time"));
-                    }
-                };
-                if !is_transient(&err) {
-                    return Err(self.refused(what, &err));
-                }
-                tracing::debug!(%what, tries, error = %err, "transient Kubernetes API failure");
-                if !retry || Instant::now() + delay >= deadline {
-                    return Err(self.exhausted(what, started, tries, &err.to_string()));
-                }
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(1));
+        self.worker
+            .run(attempts(self.server.clone(), what, budget, true, attempt))?
+    }
+}
+
+/// The retry loop of one call: `attempt` until it succeeds, fails for good (or once, without
+/// `retry`), or the budget is spent.
+async fn attempts<T, F, Fut>(
+    server: String,
+    what: String,
+    budget: Duration,
+    retry: bool,
+    attempt: F,
+) -> Result<T, Error>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<T, kube::Error>>,
+{
+    let started = Instant::now();
+    let deadline = started + budget;
+    let mut delay = Duration::from_millis(50);
+    let mut tries = 0u32;
+    loop {
+        tries += 1;
+        let left = deadline.saturating_duration_since(Instant::now());
+        let outcome = tokio::time::timeout(left, attempt()).await;
+        let err = match outcome {
+            Ok(Ok(v)) => return Ok(v),
+            Ok(Err(e)) => e,
+            Err(_) => {
+                return Err(exhausted(
+                    &server,
+                    &what,
+                    started,
+                    tries,
+                    "no answer in time",
+                ));
             }
-        })
-    }
-
-    fn exhausted(&self, what: &str, started: Instant, tries: u32, last: &str) -> Error {
-        Error::Kubernetes {
-            msg: format!(
-                "the Kubernetes API at {} did not answer {what} within {:.1}s ({tries} attempts)",
-                self.server,
-                started.elapsed().as_secs_f64()
-            ),
-            details: format!("last error: {last}"),
-            transient: true,
-        }
-    }
-
-    fn refused(&self, what: &str, e: &kube::Error) -> Error {
-        let (msg, hint) = match e {
-            kube::Error::Api(s) if s.code == 401 => (
-                format!(
-                    "the Kubernetes API at {} rejected plexus's credentials (401 Unauthorized) {what}",
-                    self.server
-                ),
-                "check the token of the kubeconfig named in the node config (it may have expired or been rotated)",
-            ),
-            kube::Error::Api(s) if s.code == 403 => (
-                format!(
-                    "plexus is not allowed {what} (403 Forbidden): {}",
-                    s.message
-                ),
-                "grant plexus's service account the RBAC it needs: get on pods and network-attachment-definitions, patch on pods/status, create on events",
-            ),
-            kube::Error::Api(s) => (
-                format!(
-                    "the Kubernetes API failed {what} ({} {}): {}",
-                    s.code, s.reason, s.message
-                ),
-                "",
-            ),
-            other => (
-                format!("the Kubernetes API gave an unusable answer {what}: {other}"),
-                "",
-            ),
         };
-        Error::Kubernetes {
-            msg,
-            details: hint.into(),
-            transient: false,
+        if !is_transient(&err) {
+            return Err(refused(&server, &what, &err));
         }
+        tracing::debug!(%what, tries, error = %err, "transient Kubernetes API failure");
+        if !retry || Instant::now() + delay >= deadline {
+            return Err(exhausted(&server, &what, started, tries, &err.to_string()));
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(1));
+    }
+}
+
+fn exhausted(server: &str, what: &str, started: Instant, tries: u32, last: &str) -> Error {
+    Error::Kubernetes {
+        msg: format!(
+            "the Kubernetes API at {server} did not answer {what} within {:.1}s ({tries} attempts)",
+            started.elapsed().as_secs_f64()
+        ),
+        details: format!("last error: {last}"),
+        transient: true,
+    }
+}
+
+fn refused(server: &str, what: &str, e: &kube::Error) -> Error {
+    let (msg, hint) = match e {
+        kube::Error::Api(s) if s.code == 401 => (
+            format!(
+                "the Kubernetes API at {server} rejected plexus's credentials (401 Unauthorized) {what}"
+            ),
+            "check the token of the kubeconfig named in the node config (it may have expired or been rotated)",
+        ),
+        kube::Error::Api(s) if s.code == 403 => (
+            format!(
+                "plexus is not allowed {what} (403 Forbidden): {}",
+                s.message
+            ),
+            "grant plexus's service account the RBAC it needs: get on pods and network-attachment-definitions, patch on pods/status, create on events",
+        ),
+        kube::Error::Api(s) => (
+            format!(
+                "the Kubernetes API failed {what} ({} {}): {}",
+                s.code, s.reason, s.message
+            ),
+            "",
+        ),
+        other => (
+            format!("the Kubernetes API gave an unusable answer {what}: {other}"),
+            "",
+        ),
+    };
+    Error::Kubernetes {
+        msg,
+        details: hint.into(),
+        transient: false,
     }
 }
 
@@ -231,7 +332,11 @@ impl KubeApi for Client {
     fn pod(&self, namespace: &str, name: &str) -> Result<PodMeta, Error> {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         let what = format!("reading pod {namespace}/{name}");
-        let found = self.call(&what, self.budget, true, || api.get_metadata_opt(name))?;
+        let owned = name.to_owned();
+        let found = self.call(what, self.budget, move || {
+            let (api, name) = (api.clone(), owned.clone());
+            async move { api.get_metadata_opt(&name).await }
+        })?;
         let Some(pod) = found else {
             return Err(Error::Kubernetes {
                 msg: format!("pod {namespace}/{name} not found in the Kubernetes API"),
@@ -251,7 +356,11 @@ impl KubeApi for Client {
         let api: Api<DynamicObject> =
             Api::namespaced_with(self.client.clone(), namespace, &nad_resource());
         let what = format!("reading NetworkAttachmentDefinition {namespace}/{name}");
-        let found = self.call(&what, self.budget, true, || api.get_opt(name))?;
+        let owned = name.to_owned();
+        let found = self.call(what, self.budget, move || {
+            let (api, name) = (api.clone(), owned.clone());
+            async move { api.get_opt(&name).await }
+        })?;
         Ok(found.map(|obj| Nad {
             namespace: namespace.into(),
             name: name.into(),
@@ -270,9 +379,13 @@ impl KubeApi for Client {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         let patch = Patch::Merge(json!({"metadata": {"annotations": {key: value}}}));
         let what = format!("writing annotation {key} of pod {namespace}/{name}");
-        let params = PatchParams::default();
-        self.call(&what, self.budget, true, || {
-            api.patch_status(name, &params, &patch)
+        let owned = name.to_owned();
+        self.call(what, self.budget, move || {
+            let (api, name, patch) = (api.clone(), owned.clone(), patch.clone());
+            async move {
+                api.patch_status(&name, &PatchParams::default(), &patch)
+                    .await
+            }
         })
         .map(drop)
     }
@@ -308,9 +421,18 @@ impl KubeApi for Client {
             ..Event::default()
         };
         let what = format!("recording event {reason} for pod {}", pod.key());
-        let params = PostParams::default();
-        if let Err(e) = self.call(&what, EVENT_BUDGET, false, || api.create(&params, &ev)) {
-            tracing::warn!(error = %e, "event not recorded");
+        // Queued, not waited for (see the module docs); failures are only logged.
+        let job = attempts(self.server.clone(), what, EVENT_BUDGET, false, move || {
+            let (api, ev) = (api.clone(), ev.clone());
+            async move { api.create(&PostParams::default(), &ev).await }
+        });
+        let queued = self.worker.submit(async move {
+            if let Err(e) = job.await {
+                tracing::warn!(error = %e, "event not recorded");
+            }
+        });
+        if !queued {
+            tracing::warn!("event not recorded: the Kubernetes client thread is gone");
         }
     }
 }

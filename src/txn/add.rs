@@ -13,7 +13,9 @@
 //!    delegate runs: the plan is the one fsynced write of an ADD, and there is one more write
 //!    per attachment.
 //! 4. Move the pod's default route when an element asks for `default-route`.
-//! 5. Write network-status (one merge patch on `pods/status`), then best-effort Events.
+//! 5. Write network-status (one merge patch on `pods/status`). The best-effort
+//!    `AddedInterface` Events are queued in step 3, one per interface right after its delegate
+//!    (as Multus does), and recorded while the next delegates run.
 //! 6. Mark the journal `Added` and return the cluster network's result in the node config's
 //!    version.
 //!
@@ -180,6 +182,7 @@ fn apply(
     pod: Option<(&dyn KubeApi, &PodMeta)>,
 ) -> Result<Value, Error> {
     let mut results = Vec::with_capacity(atts.len());
+    let mut entries_per_att = Vec::with_capacity(atts.len());
     for (i, att) in atts.iter().enumerate() {
         // In memory only: a journal read back after a crash in phase `Adding` counts its
         // `Planned` attachments as possibly started anyway, so a write here would buy nothing.
@@ -193,13 +196,16 @@ fn apply(
         let res = ctx.chain().add(&att.config, &inv)?;
         j.mark(i, AttachmentState::Added, Some(res.clone()))?;
         ctx.state.save_progress(j)?;
+        let entries = status::entries(&att.network, &res, att.is_default, None)?;
+        if let Some((api, pod)) = pod {
+            // Queued: recorded while the next delegate runs (as Multus, one per interface,
+            // right after its delegate).
+            events::added_interfaces(api, pod, &entries);
+        }
+        entries_per_att.push(entries);
         results.push(res);
     }
     let moved = move_default_route(atts, netns)?;
-    let mut entries_per_att = Vec::with_capacity(atts.len());
-    for (att, res) in atts.iter().zip(&results) {
-        entries_per_att.push(status::entries(&att.network, res, att.is_default, None)?);
-    }
     if let Some((index, gws)) = &moved {
         align_gateways(&mut entries_per_att, *index, gws);
     }
@@ -214,7 +220,6 @@ fn apply(
             details: e.details(),
             transient: e.code().0 == 11,
         })?;
-        events::added_interfaces(api, pod, &entries);
     }
     j.phase = Phase::Added;
     // Not fsynced either: after a power loss the durable plan (phase `Adding`) makes DEL tear
