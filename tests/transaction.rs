@@ -147,7 +147,10 @@ fn three_networks_add_check_del() {
         node.assert_clean(&pod, "after DEL");
         assert_eq!(
             journal_while_up,
-            [journal_name(&pod.container_id)],
+            [
+                journal_name(&pod.container_id),
+                journal_name(&pod.container_id).replace(".json", ".progress")
+            ],
             "the journal's file name"
         );
     });
@@ -567,7 +570,7 @@ fn gc_removes_only_attachments_not_listed() {
         both.sort();
         assert_eq!(lease_owners("cl-gc"), both);
         assert_eq!(lease_owners("br-gc"), both);
-        assert_eq!(node.journal_files().len(), 2, "{:?}", node.journal_files());
+        assert_eq!(node.journal_files().len(), 4, "{:?}", node.journal_files());
 
         // The runtime garbage-collects containers it lost track of: b's netns is gone too.
         b.delete_netns();
@@ -586,7 +589,10 @@ fn gc_removes_only_attachments_not_listed() {
         node.assert_clean(&a, "after DEL of pod a");
         assert_eq!(
             journal_after_gc,
-            [journal_name(&a.container_id)],
+            [
+                journal_name(&a.container_id),
+                journal_name(&a.container_id).replace(".json", ".progress")
+            ],
             "the journal's file name"
         );
     });
@@ -781,7 +787,7 @@ fn twenty_pods_from_two_threads() {
         }
         assert_eq!(leases("cl-many").len(), 20);
         assert_eq!(leases("br-many").len(), 20);
-        assert_eq!(node.journal_files().len(), 20);
+        assert_eq!(node.journal_files().len(), 40);
 
         std::thread::scope(|s| {
             for (chunk, results) in pods.chunks(10).zip(results.chunks(10)) {

@@ -267,11 +267,12 @@ impl Node {
         }
     }
 
-    /// Every `*.json` file under `cniDir` (any depth), relative paths, sorted.
+    /// Every journal file (`*.json`, and the `*.progress` of its steps) under `cniDir` (any
+    /// depth), relative paths, sorted.
     pub fn journal_files(&self) -> Vec<String> {
         let mut found = Vec::new();
         collect_files(&self.cni_dir, &self.cni_dir, &mut found);
-        found.retain(|f| f.ends_with(".json"));
+        found.retain(|f| f.ends_with(".json") || f.ends_with(".progress"));
         found.sort();
         found
     }
@@ -287,7 +288,7 @@ impl Node {
             .collect()
     }
 
-    /// Panics unless `cniDir` holds no journal file (`*.json`).
+    /// Panics unless `cniDir` holds no journal file (`*.json`, `*.progress`).
     pub fn assert_no_journal(&self, when: &str) {
         let files = self.journal_files();
         assert!(
