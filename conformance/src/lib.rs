@@ -34,6 +34,7 @@
 #![warn(missing_docs)]
 
 pub mod apiserver;
+pub mod bench;
 pub mod netns;
 pub mod plugins;
 pub mod sandbox;

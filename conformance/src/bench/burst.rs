@@ -1,0 +1,167 @@
+//! A burst: `pods` pods with `n` networks each, added by `parallel` workers at a time (as a
+//! kubelet starting many pods on a node does), then deleted the same way; through plexus and
+//! with the same delegates run directly. Reports total wall time, failures, what was left
+//! behind, and plexus's peak RSS.
+//!
+//! Both sides sample the peak RSS of every process they start (plexus, or the delegates for the
+//! direct side), so that the sampling's small CPU cost is paid alike.
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use super::pod::{Node, Plugins, leftover_leases};
+use crate::netns::{Netns, host_links};
+
+/// The figures of one burst pair.
+#[derive(Debug)]
+pub struct Figures {
+    /// Wall time of the whole burst (ADDs then DELs) through plexus.
+    pub plexus: Duration,
+    /// The same with the delegates run directly.
+    pub direct: Duration,
+    /// Calls through plexus that failed, with their error.
+    pub failures: Vec<String>,
+    /// Files left in plexus's state directory afterwards.
+    pub leftover_state: Vec<String>,
+    /// host-local leases left afterwards.
+    pub leftover_leases: Vec<String>,
+    /// Links left in the node's namespace afterwards (beyond those before the burst).
+    pub leftover_links: usize,
+    /// The largest peak RSS of any plexus process of the burst, KiB.
+    pub peak_rss_kib: u64,
+}
+
+/// Runs `work(i)` for i in 0..count on `parallel` threads; collects errors.
+fn pool(
+    count: usize,
+    parallel: usize,
+    work: impl Fn(usize) -> Result<(), String> + Sync,
+) -> Vec<String> {
+    let next = AtomicUsize::new(0);
+    let errors = Mutex::new(vec![]);
+    std::thread::scope(|s| {
+        for _ in 0..parallel {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= count {
+                        break;
+                    }
+                    if let Err(e) = work(i) {
+                        errors.lock().unwrap_or_else(|p| p.into_inner()).push(e);
+                    }
+                }
+            });
+        }
+    });
+    errors.into_inner().unwrap_or_else(|p| p.into_inner())
+}
+
+/// One burst through plexus and one direct.
+pub fn measure(binary: &Path, pods: usize, n: usize, parallel: usize, plugins: Plugins) -> Figures {
+    let node = Node::new(binary, n, plugins, None);
+    let names: Vec<String> = (0..pods).map(|i| format!("burst{i}")).collect();
+    for p in &names {
+        node.add_pod(p);
+    }
+    let baseline_links = host_links().len();
+    let peak = AtomicUsize::new(0);
+    let record = |kib: Option<u64>| {
+        peak.fetch_max(kib.unwrap_or(0) as usize, Ordering::Relaxed);
+    };
+
+    // Through plexus.
+    let sandboxes: Vec<Netns> = (0..pods).map(|_| Netns::new("burst")).collect();
+    let results: Vec<Mutex<Option<serde_json::Value>>> =
+        (0..pods).map(|_| Mutex::new(None)).collect();
+    let call = |i: usize, command: &'static str| -> Result<(), String> {
+        let netns = sandboxes[i].path().display().to_string();
+        let cid = format!("burst-{i}");
+        let prev = results[i].lock().unwrap_or_else(|p| p.into_inner()).take();
+        let out = node.plexus(
+            &super::pod::Call {
+                command,
+                container_id: &cid,
+                netns: &netns,
+                ifname: "eth0",
+                pod: &names[i],
+            },
+            prev,
+            true,
+        )?;
+        record(out.peak_rss_kib);
+        if command == "ADD" {
+            let v = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+            *results[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(v);
+        }
+        Ok(())
+    };
+    let start = Instant::now();
+    let mut failures = pool(pods, parallel, |i| call(i, "ADD"));
+    failures.extend(pool(pods, parallel, |i| call(i, "DEL")));
+    let plexus = start.elapsed();
+    drop(sandboxes);
+    let leftover_state = node.leftover_state();
+    let leftover_leases = leftover_leases();
+    let leftover_links = host_links().len().saturating_sub(baseline_links);
+    let plexus_peak = peak.swap(0, Ordering::Relaxed) as u64;
+
+    // Directly.
+    let sandboxes: Vec<Netns> = (0..pods).map(|_| Netns::new("direct")).collect();
+    let direct_results: Vec<Mutex<Vec<serde_json::Value>>> =
+        (0..pods).map(|_| Mutex::new(vec![])).collect();
+    let start = Instant::now();
+    let mut direct_failures = pool(pods, parallel, |i| {
+        let netns = sandboxes[i].path().display().to_string();
+        let (_, r) = node.direct_add(&names[i], &format!("direct-{i}"), &netns)?;
+        *direct_results[i].lock().unwrap_or_else(|p| p.into_inner()) = r;
+        Ok(())
+    });
+    direct_failures.extend(pool(pods, parallel, |i| {
+        let netns = sandboxes[i].path().display().to_string();
+        let r = std::mem::take(&mut *direct_results[i].lock().unwrap_or_else(|p| p.into_inner()));
+        node.direct_del(&names[i], &format!("direct-{i}"), &netns, r)
+            .map(|_| ())
+    }));
+    let direct = start.elapsed();
+    assert!(
+        direct_failures.is_empty(),
+        "the direct burst failed: {direct_failures:?}"
+    );
+    Figures {
+        plexus,
+        direct,
+        failures,
+        leftover_state,
+        leftover_leases,
+        leftover_links,
+        peak_rss_kib: plexus_peak,
+    }
+}
+
+/// Prints one line per burst and the medians.
+pub fn report(bursts: &[Figures], pods: usize, n: usize, parallel: usize) {
+    println!(
+        "| burst of {pods} pods × {n} attachments, {parallel} at a time | through plexus | direct | ratio | failures | leftover state / leases / links | plexus peak RSS |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for (i, b) in bursts.iter().enumerate() {
+        println!(
+            "| run {} | {:.2} s | {:.2} s | {:.3} | {} | {} / {} / {} | {:.2} MiB |",
+            i + 1,
+            b.plexus.as_secs_f64(),
+            b.direct.as_secs_f64(),
+            b.plexus.as_secs_f64() / b.direct.as_secs_f64(),
+            b.failures.len(),
+            b.leftover_state.len(),
+            b.leftover_leases.len(),
+            b.leftover_links,
+            b.peak_rss_kib as f64 / 1024.0
+        );
+        for f in &b.failures {
+            println!("  failure: {f}");
+        }
+    }
+}
