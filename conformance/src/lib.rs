@@ -37,7 +37,9 @@ pub mod apiserver;
 pub mod bench;
 pub mod netns;
 pub mod plugins;
+pub mod runtime;
 pub mod sandbox;
+pub mod scenario;
 
 use std::io::{Read, Write};
 use std::process::{Command, Output, Stdio};

@@ -41,7 +41,8 @@ pub fn del(ctx: &Ctx<'_>) -> Result<(), Error> {
         }
         Ok(None) => {
             rebuild(ctx, false)?;
-            Ok(())
+            // Nothing to keep; this also drops the lock file this DEL created.
+            ctx.state.remove(&env.container_id, &env.ifname)
         }
         Err(corrupt) => {
             tracing::error!(error = %corrupt, "the journal is corrupt; tearing down from the node config and the API instead");
