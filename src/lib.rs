@@ -6,6 +6,7 @@
 //! - [`k8s`]: the Kubernetes side (annotations, NADs, pod, network-status, Events);
 //! - [`state`]: the per-attachment journal that lets DEL undo everything (atomic writes, locks);
 //! - [`delegate`]: running other plugins (safe lookup, one process, conflist semantics);
+//! - [`devices`]: SR-IOV and other devices (kubelet PodResources, device-information files);
 //! - [`netns`]: inside a pod's network namespace (its interfaces, its default route), each
 //!   call on a thread of its own;
 //! - [`cni`]: the protocol (env, config, results, versions, errors), no side effects;
@@ -14,6 +15,7 @@
 
 pub mod cni;
 pub mod delegate;
+pub mod devices;
 pub mod k8s;
 pub mod log;
 pub mod netns;

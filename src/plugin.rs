@@ -7,7 +7,8 @@
 //! `cniVersion`, the command's version gate, and finally the command.
 //!
 //! The commands themselves are the transaction in [`crate::txn`]; this module only wires the
-//! seams: the journal directory, the lazily built API client and the process runner.
+//! seams: the journal directory, the lazily built API client, the kubelet (asked only when a
+//! network needs a device) and the process runner.
 
 use std::io::Read;
 
@@ -101,11 +102,13 @@ pub fn run(
 fn dispatch(env: &Env, node: &NodeConfig, exec: &dyn Exec) -> Result<Option<Value>, Error> {
     let state = StateDir::open(&node.cni_dir)?;
     let apis = LazyClient::new(node.client_options());
+    let kubelet = node.device_source();
     let ctx = Ctx {
         env,
         node,
         exec,
         apis: &apis,
+        devices: &kubelet,
         state: &state,
     };
     match env.command {

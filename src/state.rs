@@ -166,6 +166,10 @@ pub struct Attachment {
     pub result: Option<Value>,
     /// Whether this attachment is the pod's default network (its result is plexus's result).
     pub is_default: bool,
+    /// The attachment's copy of its device's information file, removed when it is torn down.
+    /// Absent from journals without one (and from those of older plexus versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_info_file: Option<PathBuf>,
 }
 
 impl Attachment {
@@ -187,6 +191,7 @@ impl Attachment {
             state: AttachmentState::Planned,
             result: None,
             is_default,
+            device_info_file: None,
         }
     }
 }
@@ -1095,6 +1100,28 @@ mod tests {
         s.remove("c1", "eth0").unwrap();
         assert!(!t.path().join("c1:eth0.progress").exists());
         assert_eq!(s.load("c1", "eth0").unwrap(), None);
+    }
+
+    #[test]
+    fn device_info_file_is_optional_on_disk_both_ways() {
+        let t = tempfile::tempdir().unwrap();
+        let s = StateDir::open(t.path()).unwrap();
+        let mut j = journal("c1", "eth0");
+        s.save(&j).unwrap();
+        let raw = fs::read_to_string(t.path().join("c1:eth0.json")).unwrap();
+        assert!(
+            !raw.contains("deviceInfoFile"),
+            "no key without a file: journals stay as older plexus versions wrote them"
+        );
+        j.attachments[1].device_info_file = Some("/devinfo/cni/ns-sv-c1_net1-device.json".into());
+        s.save(&j).unwrap();
+        let raw: Value =
+            serde_json::from_slice(&fs::read(t.path().join("c1:eth0.json")).unwrap()).unwrap();
+        assert_eq!(
+            raw["attachments"][1]["deviceInfoFile"],
+            "/devinfo/cni/ns-sv-c1_net1-device.json"
+        );
+        assert_eq!(s.load("c1", "eth0").unwrap(), Some(j));
     }
 
     #[test]

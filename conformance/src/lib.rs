@@ -9,6 +9,8 @@
 //!   `fixtures/plugins/`) and reads back what they recorded.
 //! * [`apiserver`] is a stand-in for the Kubernetes API server (pods, NADs, events over real
 //!   HTTPS) with fault injection and request counters.
+//! * [`podresources`] is a stand-in for the kubelet's PodResources gRPC API (device IDs per
+//!   pod, for SR-IOV) on a unix socket, with a slow mode and a call log.
 //!
 //! Every wait in this crate is bounded: commands run with a deadline and
 //! conditions are polled with [`wait_until`], never slept on blindly.
@@ -37,6 +39,7 @@ pub mod apiserver;
 pub mod bench;
 pub mod netns;
 pub mod plugins;
+pub mod podresources;
 pub mod runtime;
 pub mod sandbox;
 pub mod scenario;

@@ -38,9 +38,12 @@ pub const FAKE_SILENT: &str = "fake-silent";
 pub const FAKE_STDERR: &str = "fake-stderr";
 /// Records, then kills itself with SIGKILL.
 pub const FAKE_SIGNAL: &str = "fake-signal";
+/// Records; moves the host netdev `vf<deviceID without : and .>` into the pod through
+/// host-device, like sriov-cni with a VF (and back on DEL).
+pub const FAKE_SRIOV: &str = "fake-sriov";
 
 /// Every fake plugin's file name.
-pub const ALL_FAKES: [&str; 8] = [
+pub const ALL_FAKES: [&str; 9] = [
     FAKE_RECORD,
     FAKE_FAIL_ADD,
     FAKE_FAIL_DEL,
@@ -49,6 +52,7 @@ pub const ALL_FAKES: [&str; 8] = [
     FAKE_SILENT,
     FAKE_STDERR,
     FAKE_SIGNAL,
+    FAKE_SRIOV,
 ];
 
 /// Absolute path of `conformance/fixtures/plugins`, the fakes' directory.

@@ -28,6 +28,12 @@
 //! - `cniDir` (default `/var/lib/cni/plexus`): plexus's journal directory;
 //! - `readinessindicatorfile`: ADD waits for this file to exist (`readinessTimeoutSeconds`,
 //!   plexus's own key, default 45 as in Multus), see [`readiness`];
+//! - `podResourcesSocket` (default `/var/lib/kubelet/pod-resources/kubelet.sock`) and
+//!   `podResourcesTimeoutSeconds` (default 5): plexus's own keys for the kubelet's PodResources
+//!   API, asked only for networks whose NAD names a `k8s.v1.cni.cncf.io/resourceName` (see
+//!   [`crate::devices`]); `deviceInfoDir` (default `/var/run/k8s.cni.cncf.io/devinfo`): the
+//!   Device Information Specification's directory, with `dp/` and `cni/` under it (Multus has
+//!   no keys for these paths);
 //! - the runtime's injections: `runtimeConfig`, `prevResult`, `cni.dev/valid-attachments`.
 //!
 //! Unknown keys are logged at debug level and otherwise ignored ([`NodeConfig::unknown_keys`]).
@@ -38,6 +44,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::cni::{Error, Version};
+use crate::devices;
 
 pub mod readiness;
 pub mod resolve;
@@ -81,6 +88,9 @@ pub const KNOWN_KEYS: &[&str] = &[
     "apiConnectTimeoutSeconds",
     "apiTimeoutSeconds",
     "readinessTimeoutSeconds",
+    "podResourcesSocket",
+    "podResourcesTimeoutSeconds",
+    "deviceInfoDir",
     "prevResult",
     "cni.dev/valid-attachments",
     "args",
@@ -107,6 +117,12 @@ pub struct NodeConfig {
     pub multus_namespace: String,
     pub api_connect_timeout: Duration,
     pub api_timeout: Duration,
+    /// The kubelet's PodResources socket.
+    pub pod_resources_socket: PathBuf,
+    /// The bound of one PodResources lookup.
+    pub pod_resources_timeout: Duration,
+    /// The device-information directory (`dp/` and `cni/` under it).
+    pub device_info_dir: PathBuf,
     pub name: String,
     pub version: Version,
     pub bin_dir: PathBuf,
@@ -206,6 +222,18 @@ impl NodeConfig {
                 "apiTimeoutSeconds",
                 crate::k8s::client::DEFAULT_CALL_BUDGET,
             )?,
+            pod_resources_socket: s("podResourcesSocket")?
+                .filter(|p| !p.is_empty())
+                .map_or_else(|| PathBuf::from(devices::DEFAULT_SOCKET), PathBuf::from),
+            pod_resources_timeout: seconds(
+                &raw,
+                "podResourcesTimeoutSeconds",
+                devices::DEFAULT_TIMEOUT,
+            )?,
+            device_info_dir: s("deviceInfoDir")?.filter(|p| !p.is_empty()).map_or_else(
+                || PathBuf::from(devices::devinfo::DEFAULT_DIR),
+                PathBuf::from,
+            ),
             name: s("name")?.unwrap_or_default(),
             version,
             bin_dir: s("binDir")?.map_or_else(|| PathBuf::from(DEFAULT_BIN_DIR), PathBuf::from),
@@ -279,6 +307,14 @@ impl NodeConfig {
     /// Whether pods of `namespace` skip `defaultNetworks` (Multus's `systemNamespaces`).
     pub fn is_system_namespace(&self, namespace: &str) -> bool {
         self.system_namespaces.iter().any(|n| n == namespace)
+    }
+
+    /// The kubelet, as the source of pods' devices (connects to nothing until asked).
+    pub fn device_source(&self) -> devices::Kubelet {
+        devices::Kubelet {
+            socket: self.pod_resources_socket.clone(),
+            timeout: self.pod_resources_timeout,
+        }
     }
 
     /// How to build the Kubernetes client.
@@ -396,6 +432,26 @@ mod k8s_keys {
         assert_eq!(c.readiness_timeout, Duration::from_secs(45));
         assert_eq!(c.cni_dir, PathBuf::from("/s"));
         assert_eq!(c.unknown_keys(), vec!["extra"]);
+        let c = cfg(r#"{"name":"p"}"#).unwrap();
+        assert_eq!(
+            c.pod_resources_socket,
+            Path::new("/var/lib/kubelet/pod-resources/kubelet.sock")
+        );
+        assert_eq!(c.pod_resources_timeout, Duration::from_secs(5));
+        assert_eq!(
+            c.device_info_dir,
+            Path::new("/var/run/k8s.cni.cncf.io/devinfo")
+        );
+        let c = cfg(
+            r#"{"name":"p","podResourcesSocket":"/k.sock","podResourcesTimeoutSeconds":0.5,
+                "deviceInfoDir":"/d"}"#,
+        )
+        .unwrap();
+        assert_eq!(c.device_source().socket, Path::new("/k.sock"));
+        assert_eq!(c.device_source().timeout, Duration::from_millis(500));
+        assert_eq!(c.device_info_dir, Path::new("/d"));
+        assert!(c.unknown_keys().is_empty());
+        assert!(cfg(r#"{"name":"p","podResourcesTimeoutSeconds":-1}"#).is_err());
         let c = cfg(r#"{"name":"p","globalNamespaces":["a","b"]}"#).unwrap();
         assert_eq!(c.global_namespaces, vec!["a", "b"]);
         assert!(cfg(r#"{"name":"p","globalNamespaces":[1]}"#).is_err());

@@ -2,18 +2,21 @@
 //!
 //! 1. Wait for the readiness indicator (bounded), read the pod (UID rule), resolve the node's
 //!    networks, the default-network annotation and the selected networks, read the interface
-//!    names already in the pod, and [plan](super::plan). Nothing is attached yet; any problem
-//!    fails ADD here.
+//!    names already in the pod, and [plan](super::plan); when a network names a device-plugin
+//!    resource, ask the kubelet once for the pod's devices and read their device-information
+//!    files ([`crate::devices`]). Nothing is attached yet; any problem fails ADD here.
 //! 2. Lock the attachment and write the journal (every attachment `Planned`, with its exact
 //!    delegate config bytes). A journal left by an earlier ADD that crashed is torn down first.
-//! 3. For each attachment in order: run its delegate, then record it `Added` with its result.
+//! 3. For each attachment in order: write its device-information copy (when it has one; the
+//!    journal already names it), run its delegate, then record it `Added` with its result.
 //!    These records are atomic but not fsynced (a crash of plexus keeps them; a power loss
 //!    falls back to the durable plan of step 2). DEL of a journal still in phase `Adding` tears
 //!    down its `Planned` attachments too, which is why no record is written *before* a
 //!    delegate runs: the plan is the one fsynced write of an ADD, and there is one more write
 //!    per attachment.
 //! 4. Move the pod's default route when an element asks for `default-route`.
-//! 5. Write network-status (one merge patch on `pods/status`). The best-effort
+//! 5. Write network-status (one merge patch on `pods/status`, each attachment's
+//!    `device-info` included). The best-effort
 //!    `AddedInterface` Events are queued in step 3, one per interface right after its delegate
 //!    (as Multus does), and recorded while the next delegates run.
 //! 6. Mark the journal `Added` and return the cluster network's result in the node config's
@@ -41,6 +44,7 @@ use super::plan::{self, Attachment, Inputs};
 use super::teardown::teardown;
 use super::{Ctx, LOCK_TIMEOUT};
 use crate::cni::{Command, Error, result};
+use crate::devices::{self, devinfo};
 use crate::k8s::api::{KubeApi, PodMeta};
 use crate::k8s::{events, networks, pod, status};
 use crate::netns;
@@ -65,7 +69,20 @@ pub fn add(ctx: &Ctx<'_>) -> Result<Value, Error> {
     };
     let inputs = inputs(ctx, api, pod.as_ref())?;
     let existing = netns::interface_names(Path::new(&netns))?;
-    let atts = plan::plan(inputs, &existing)?;
+    let mut atts = plan::plan(inputs, &existing)?;
+    let pod_ref = ctx.pod_ref();
+    let found = devices::assign(
+        &plan::needs(&atts),
+        &devices::Lookup {
+            source: ctx.devices,
+            pod: pod_ref
+                .as_ref()
+                .map(|p| (p.namespace.as_str(), p.name.as_str())),
+            container_id: &env.container_id,
+            device_info_dir: &node.device_info_dir,
+        },
+    )?;
+    plan::with_devices(&mut atts, found)?;
 
     let _lock = ctx
         .state
@@ -153,14 +170,20 @@ fn journal(ctx: &Ctx<'_>, netns: &str, atts: &[Attachment]) -> Result<Journal, E
                     "",
                 )
             })?;
-            Ok(state::Attachment::new(
+            let mut att = state::Attachment::new(
                 &a.network,
                 &a.ifname,
                 config,
                 a.runtime_config.clone(),
                 &cni_args,
                 a.is_default,
-            ))
+            );
+            att.device_info_file = a
+                .device
+                .as_ref()
+                .and_then(|d| d.info.as_ref())
+                .map(|i| i.copy.clone());
+            Ok(att)
         })
         .collect::<Result<Vec<_>, Error>>()?;
     Ok(Journal::new(
@@ -187,6 +210,10 @@ fn apply(
         // In memory only: a journal read back after a crash in phase `Adding` counts its
         // `Planned` attachments as possibly started anyway, so a write here would buy nothing.
         j.mark(i, AttachmentState::Started, None)?;
+        if let Some(info) = att.device.as_ref().and_then(|d| d.info.as_ref()) {
+            devinfo::write_copy(info)
+                .map_err(|e| Error::io(format!("network {}", att.network), e.msg()))?;
+        }
         let inv = ctx.invocation(
             &att.network,
             &att.ifname,
@@ -196,7 +223,7 @@ fn apply(
         let res = ctx.chain().add(&att.config, &inv)?;
         j.mark(i, AttachmentState::Added, Some(res.clone()))?;
         ctx.state.save_progress(j)?;
-        let entries = status::entries(&att.network, &res, att.is_default, None)?;
+        let entries = status::entries(&att.network, &res, att.is_default, att.device_info())?;
         if let Some((api, pod)) = pod {
             // Queued: recorded while the next delegate runs (as Multus, one per interface,
             // right after its delegate).

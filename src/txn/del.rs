@@ -14,6 +14,9 @@
 //!   (failures returned): something did run. The corrupt file is removed once that succeeded.
 //! - A missing network namespace changes nothing: every delegate still gets DEL (without
 //!   CNI_NETNS) so that IPAM releases its addresses.
+//! - The kubelet is never asked: a journal holds every attachment's exact config (the device
+//!   ID injected) and its device-information copy, which teardown removes. A rebuilt DEL
+//!   (no journal) knows no device, so its delegates get configs without `deviceID`.
 
 use serde_json::Value;
 

@@ -8,7 +8,8 @@
 //! - [`check`], [`gc`], [`status`]: the other commands.
 //!
 //! Every side effect goes through a seam held by [`Ctx`]: delegates through
-//! [`crate::delegate::Exec`], the API through [`crate::k8s::api::KubeApi`], state through
+//! [`crate::delegate::Exec`], the API through [`crate::k8s::api::KubeApi`], the kubelet's
+//! device allocations through [`crate::devices::DeviceSource`], state through
 //! [`crate::state::StateDir`], the pod namespace through [`crate::netns`].
 
 use std::cell::OnceCell;
@@ -19,6 +20,7 @@ use serde_json::{Map, Value};
 
 use crate::cni::{Env, Error, NetworkConfig};
 use crate::delegate::{Chain, Exec, Invocation};
+use crate::devices::DeviceSource;
 use crate::k8s::api::KubeApi;
 use crate::k8s::client::{Client, ClientOptions};
 use crate::k8s::pod::PodRef;
@@ -87,6 +89,9 @@ pub struct Ctx<'a> {
     pub node: &'a NodeConfig,
     pub exec: &'a dyn Exec,
     pub apis: &'a dyn ApiSource,
+    /// The kubelet's device allocations; asked only by an ADD with a network naming a
+    /// device-plugin resource.
+    pub devices: &'a dyn DeviceSource,
     pub state: &'a StateDir,
 }
 

@@ -13,12 +13,20 @@
 //! already present in the pod's namespace, and an element asking for `ips`, `mac`,
 //! `portMappings`, `bandwidth` or `infiniband-guid` from a network none of whose plugins
 //! declares that capability (the NPWG rule: such a request MUST fail, never be dropped).
+//!
+//! Devices: [`plan`] keeps each network's `k8s.v1.cni.cncf.io/resourceName`; the caller asks
+//! [`crate::devices::assign`] for the devices of the attachments that name one ([`needs`]),
+//! then [`with_devices`] writes each device into its attachment: `deviceID` and `pciBusID`
+//! into the delegate config ([`crate::devices::inject`]), `deviceID` (replacing an element's
+//! own) and, with device information, `CNIDeviceInfoFile` into its runtime values. An
+//! attachment without a device is left exactly as it was.
 
 use std::net::IpAddr;
 
 use serde_json::{Map, Value};
 
 use crate::cni::{Error, NetworkConfig};
+use crate::devices::{self, Device, Need};
 use crate::k8s::nad::ResolvedNetwork;
 use crate::k8s::networks::Selected;
 use crate::k8s::selection::NetworkSelection;
@@ -36,6 +44,20 @@ pub struct Attachment {
     pub is_default: bool,
     /// The gateways of `default-route`, when this attachment takes the pod's default route.
     pub default_route: Vec<IpAddr>,
+    /// The NAD's `k8s.v1.cni.cncf.io/resourceName`.
+    pub resource_name: Option<String>,
+    /// The device this attachment uses, once [`with_devices`] gave it one.
+    pub device: Option<Device>,
+}
+
+impl Attachment {
+    /// The content of the device's information file, for network-status.
+    pub fn device_info(&self) -> Option<&Value> {
+        self.device
+            .as_ref()
+            .and_then(|d| d.info.as_ref())
+            .map(|i| &i.content)
+    }
 }
 
 /// The networks of one pod, before interface names are given.
@@ -68,20 +90,24 @@ pub fn plan(inputs: Inputs, existing: &[String]) -> Result<Vec<Attachment>, Erro
     out.push(Attachment {
         network: status_name(&inputs.cluster),
         ifname: inputs.ifname.clone(),
+        resource_name: inputs.cluster.resource_name,
         config: inputs.cluster.config,
         runtime_config: inputs.runtime_config,
         is_default: true,
         default_route: vec![],
+        device: None,
     });
     for n in inputs.defaults {
         let i = out.len();
         out.push(Attachment {
             network: status_name(&n),
             ifname: format!("net{i}"),
+            resource_name: n.resource_name,
             config: n.config,
             runtime_config: Map::new(),
             is_default: false,
             default_route: vec![],
+            device: None,
         });
     }
     for s in inputs.selected {
@@ -103,10 +129,45 @@ pub fn plan(inputs: Inputs, existing: &[String]) -> Result<Vec<Attachment>, Erro
             runtime_config: s.selection.runtime_config(),
             is_default: false,
             default_route: s.selection.default_route.clone(),
+            resource_name: s.network.resource_name.clone(),
+            device: None,
         });
     }
     check_names(&out, existing)?;
     Ok(out)
+}
+
+/// What [`devices::assign`] needs of each attachment, in order. The `deviceID` an element
+/// asks for is in its runtime values.
+pub fn needs(atts: &[Attachment]) -> Vec<Need<'_>> {
+    atts.iter()
+        .map(|a| Need {
+            network: &a.network,
+            ifname: &a.ifname,
+            resource: a.resource_name.as_deref(),
+            requested: a.runtime_config.get("deviceID").and_then(Value::as_str),
+        })
+        .collect()
+}
+
+/// Gives each attachment its device (same positions as `atts`; see the module docs).
+pub fn with_devices(atts: &mut [Attachment], devices: Vec<Option<Device>>) -> Result<(), Error> {
+    if devices.len() != atts.len() {
+        return Err(Error::Internal(format!(
+            "{} devices for {} attachments",
+            devices.len(),
+            atts.len()
+        )));
+    }
+    for (att, device) in atts.iter_mut().zip(devices) {
+        let Some(device) = device else { continue };
+        att.config = devices::inject::device_id(&att.config, &device.id)?;
+        for (k, v) in devices::runtime_values(&device) {
+            att.runtime_config.insert(k.into(), v);
+        }
+        att.device = Some(device);
+    }
+    Ok(())
 }
 
 fn status_name(n: &ResolvedNetwork) -> String {
@@ -364,5 +425,53 @@ mod tests {
         let nets = [plain("a")];
         let p = plan(inputs("a", &nets), &[]).unwrap();
         assert_eq!(p[2].config.bytes(), nets[0].config.bytes());
+    }
+
+    #[test]
+    fn devices_go_where_given_and_nowhere_else() {
+        let mut sv = net(
+            "ns",
+            "sv",
+            json!({"cniVersion":"1.0.0","name":"sv","type":"sriov","capabilities":{"deviceID":true}}),
+        );
+        sv.resource_name = Some("r.io/vf".into());
+        let nets = [plain("a"), sv];
+        let mut p = plan(
+            inputs(r#"[{"name":"sv","deviceID":"asked"},{"name":"a"}]"#, &nets),
+            &[],
+        )
+        .unwrap();
+        let n = needs(&p);
+        assert_eq!(n.len(), 4);
+        assert_eq!(n[2].resource, Some("r.io/vf"));
+        assert_eq!(n[2].requested, Some("asked"));
+        assert_eq!((n[0].resource, n[3].resource), (None, None));
+        let info = crate::devices::devinfo::DeviceInfo {
+            source: "/d/dp/r.io-vf-0000:01:00.1-device.json".into(),
+            copy: "/d/cni/ns-sv-c_net2-device.json".into(),
+            bytes: br#"{"type":"pci"}"#.to_vec(),
+            content: json!({"type":"pci"}),
+        };
+        let dev = Device {
+            resource: "r.io/vf".into(),
+            id: "0000:01:00.1".into(),
+            info: Some(info),
+        };
+        with_devices(&mut p, vec![None, None, Some(dev), None]).unwrap();
+        let doc: Value = serde_json::from_slice(p[2].config.bytes()).unwrap();
+        assert_eq!(doc["deviceID"], "0000:01:00.1");
+        assert_eq!(doc["pciBusID"], "0000:01:00.1");
+        assert_eq!(
+            p[2].runtime_config,
+            *json!({"deviceID":"0000:01:00.1","CNIDeviceInfoFile":"/d/cni/ns-sv-c_net2-device.json"})
+                .as_object()
+                .unwrap()
+        );
+        assert_eq!(p[2].device_info(), Some(&json!({"type":"pci"})));
+        // The others are untouched, byte for byte.
+        assert_eq!(p[3].config.bytes(), nets[0].config.bytes());
+        assert!(p[3].runtime_config.is_empty() && p[3].device.is_none());
+        assert!(p[0].device_info().is_none());
+        assert!(with_devices(&mut p, vec![None]).is_err());
     }
 }

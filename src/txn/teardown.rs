@@ -2,10 +2,11 @@
 //!
 //! Used by DEL, by ADD's rollback and by GC. Each attachment gets DEL with its own cached ADD
 //! result as `prevResult`, its own interface name, CNI_ARGS and runtime values, all from the
-//! journal (so GC, which has no container env, can tear down too). Progress is kept in memory
-//! only: the caller removes the journal when everything is undone, or saves what is left; a
-//! crash in the middle leaves the journal as it was, and the retry runs every DEL again, which
-//! the CNI spec requires delegates to accept.
+//! journal (so GC, which has no container env, can tear down too). Once an attachment is torn
+//! down, its device-information copy (its path is in the journal) is removed; the kubelet is
+//! never asked. Progress is kept in memory only: the caller removes the journal when
+//! everything is undone, or saves what is left; a crash in the middle leaves the journal as it
+//! was, and the retry runs every DEL again, which the CNI spec requires delegates to accept.
 //!
 //! The rule for failures (continue past each, report all):
 //! - an attachment whose ADD succeeded (`Added`) is strict: if its DEL fails it stays in the
@@ -17,6 +18,7 @@
 
 use crate::cni::Error;
 use crate::delegate::Invocation;
+use crate::devices::devinfo;
 use crate::state::{AttachmentState, Journal};
 
 use super::{Ctx, combine, journal_config};
@@ -64,7 +66,13 @@ pub fn teardown(
                 );
                 j.mark(i, AttachmentState::Deleted, None)?;
             }
-            Err(e) => errors.push(e),
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        }
+        if let Some(copy) = &att.device_info_file {
+            devinfo::remove_copy(copy);
         }
     }
     combine(errors)
