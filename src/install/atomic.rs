@@ -61,6 +61,8 @@ pub fn replace_with(
             .open(&tmp)?;
         fill(&mut f)?;
         f.flush()?;
+        #[cfg(debug_assertions)]
+        stall_for_tests(name, &tmp, &f)?;
         f.set_permissions(fs::Permissions::from_mode(mode))?;
         f.sync_all()?;
         drop(f);
@@ -79,21 +81,21 @@ pub fn replace_with(
 
 /// [`replace_with`] for content already in memory.
 pub fn replace(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> io::Result<()> {
-    replace_with(dir, name, mode, |f| {
-        #[cfg(debug_assertions)]
-        stall_for_tests(name, f, bytes)?;
-        f.write_all(bytes)
-    })
+    replace_with(dir, name, mode, |f| f.write_all(bytes))
 }
 
-/// Debug builds only: when `PLEXUS_DEBUG_STALL_WRITE` names this target, write the first
-/// half of the content and then wait forever, so that a test can SIGKILL a writer at a known
-/// point in the middle of a write (`tests/install.rs`). Release builds have no such hook.
+/// Debug builds only: when `PLEXUS_DEBUG_STALL_WRITE` names this target, cut the temp file
+/// to half its content, say so on stderr and wait forever, so that a test can SIGKILL a writer
+/// in the middle of a write, at a known point (`tests/install.rs`). Release builds have no
+/// such hook.
 #[cfg(debug_assertions)]
-fn stall_for_tests(name: &str, f: &mut File, bytes: &[u8]) -> io::Result<()> {
+fn stall_for_tests(name: &str, tmp: &Path, f: &File) -> io::Result<()> {
     if std::env::var_os("PLEXUS_DEBUG_STALL_WRITE").is_some_and(|v| v == name) {
-        f.write_all(&bytes[..bytes.len() / 2])?;
-        f.flush()?;
+        f.set_len(f.metadata()?.len() / 2)?;
+        tracing::warn!(
+            "PLEXUS_DEBUG_STALL_WRITE: stalled writing {}",
+            tmp.display()
+        );
         loop {
             nix::unistd::pause();
         }
