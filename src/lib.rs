@@ -11,11 +11,14 @@
 //!   call on a thread of its own;
 //! - [`cni`]: the protocol (env, config, results, versions, errors), no side effects;
 //! - [`log`]: tracing to stderr or the log file, never stdout;
-//! - [`txn`]: what a CNI command does for a pod (plan, journal, apply, undo).
+//! - [`txn`]: what a CNI command does for a pod (plan, journal, apply, undo);
+//! - [`install`]: `plexus install`, not a CNI command: what a DaemonSet pod runs to put the
+//!   binary, a kubeconfig and the node config on its node and keep them current.
 
 pub mod cni;
 pub mod delegate;
 pub mod devices;
+pub mod install;
 pub mod k8s;
 pub mod log;
 pub mod netns;

@@ -1,4 +1,7 @@
 //! The `plexus` binary: read env + stdin, dispatch, print exactly one JSON document, exit.
+//!
+//! `plexus install …` (the only use with arguments: runtimes pass none to a CNI plugin) is the
+//! node installer instead, see [`plexus::install`]; it prints no JSON document.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -22,6 +25,11 @@ fn print_doc(doc: &serde_json::Value) {
 }
 
 fn main() -> ExitCode {
+    let mut args = std::env::args_os().skip(1);
+    if args.next().is_some_and(|a| a == "install") {
+        let rest: Vec<_> = args.collect();
+        return ExitCode::from(plexus::install::main(&rest));
+    }
     std::panic::set_hook(Box::new(|info| {
         let e = Error::Internal(format!("plexus bug: {info}"));
         print_doc(&e.to_json(Version::LATEST.as_str()));

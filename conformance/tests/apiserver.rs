@@ -993,15 +993,17 @@ fn load_yaml_dir_loads_every_example() {
             "bridge-hostlocal",
             "disk-net",
             "hostdevice-vf",
+            "ipvlan-hostlocal",
             "macvlan-hostlocal",
-            "macvlan-static"
+            "macvlan-static",
+            "macvlan-tuning"
         ]
     );
     let pod_names: Vec<&str> = pods
         .iter()
         .map(|o| o["metadata"]["name"].as_str().unwrap())
         .collect();
-    assert_eq!(pod_names, ["db", "dpdk", "web"]);
+    assert_eq!(pod_names, ["db", "dpdk", "router", "tuned", "web"]);
 
     // Every file is loaded (one object each) and starts with a header comment.
     let mut files = 0;
@@ -1472,7 +1474,7 @@ async fn the_kube_client_works_against_it() {
     let web = pods.get("web").await.unwrap();
     assert_eq!(web.metadata.name.as_deref(), Some("web"));
     let list = pods.list(&ListParams::default()).await.unwrap();
-    assert_eq!(list.items.len(), 3);
+    assert_eq!(list.items.len(), 5);
     let list = pods
         .list(&ListParams::default().labels("app=web"))
         .await
@@ -1523,7 +1525,7 @@ async fn the_kube_client_works_against_it() {
     );
     assert_eq!(
         nads.list(&ListParams::default()).await.unwrap().items.len(),
-        5
+        7
     );
     match nads.get("nope").await {
         Err(kube::Error::Api(s)) => assert_eq!(
@@ -1728,8 +1730,11 @@ fn the_binary_serves_until_sigterm() {
         .unwrap();
     let token = kc["users"][0]["user"]["token"].as_str().unwrap();
     let c = Client::with(std::str::from_utf8(&ca).unwrap(), port, token);
-    assert_eq!(names(&c.get(PODS).json()), ["db", "dpdk", "web"]);
-    assert_eq!(names(&c.get(NADS).json()).len(), 5);
+    assert_eq!(
+        names(&c.get(PODS).json()),
+        ["db", "dpdk", "router", "tuned", "web"]
+    );
+    assert_eq!(names(&c.get(NADS).json()).len(), 7);
 
     // SAFETY: signalling our own child by its pid.
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);

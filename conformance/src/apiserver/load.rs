@@ -7,8 +7,17 @@ use serde::Deserialize;
 use serde_json::Value;
 
 /// Kinds that `load_yaml_*` skips: the stand-in serves the NAD CRD and every namespace by
-/// construction, so manifests that install them load as no-ops.
-const SKIPPED_KINDS: [&str; 2] = ["CustomResourceDefinition", "Namespace"];
+/// construction, so manifests that install them load as no-ops; and the objects that install
+/// plexus itself (`examples/deploy/`: its service account, RBAC and DaemonSet) concern a real
+/// cluster only (the stand-in does no authorization and runs no pods).
+const SKIPPED_KINDS: [&str; 6] = [
+    "CustomResourceDefinition",
+    "Namespace",
+    "ServiceAccount",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "DaemonSet",
+];
 
 /// Parses every document of `text` into JSON objects: empty documents are dropped, `kind: List`
 /// is flattened into its items, skipped kinds are left out.
