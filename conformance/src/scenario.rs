@@ -10,6 +10,12 @@
 //! cluster: {...}              # the node's default network: a CNI conflist (YAML or JSON)
 //! confDir: examples/net.d     # optional: plexus's confDir, copied from the repository
 //! node: {logLevel: debug}     # optional: more plexus node config keys
+//! plugins: {sriov: fake-sriov}  # optional: CNI plugins named so on the node, taken from the
+//!                             # fake plugins of conformance/fixtures/plugins
+//! kubelet:                    # optional: the kubelet's PodResources API (a stand-in) and the
+//!   pods: [{namespace: default, name: vf-pod,     # device plugin's device-information files
+//!           containers: [{name: app, devices: {example.com/sriov_vf: ["0000:03:00.1"]}}]}]
+//!   deviceInfo: {example.com/sriov_vf: {"0000:03:00.1": {type: pci, version: 1.1.0, pci: {pci-address: "0000:03:00.1"}}}}
 //! objects: [examples/nads/macvlan-hostlocal.yaml]   # files or dirs, loaded into the API
 //! manifests: |                # optional: more objects, inline (multi-document YAML)
 //!   apiVersion: v1
@@ -81,6 +87,12 @@ pub struct Scenario {
     /// More node config keys.
     #[serde(default)]
     pub node: Map<String, Value>,
+    /// Plugin name on the node → fake plugin of `conformance/fixtures/plugins`.
+    #[serde(default)]
+    pub plugins: BTreeMap<String, String>,
+    /// The kubelet's side of devices.
+    #[serde(default)]
+    pub kubelet: Option<Kubelet>,
     /// YAML files or directories loaded into the API stand-in.
     #[serde(default)]
     pub objects: Vec<String>,
@@ -89,6 +101,19 @@ pub struct Scenario {
     pub manifests: Option<String>,
     /// The pods, in the order they are added.
     pub pods: Vec<PodCase>,
+}
+
+/// The kubelet's PodResources answers and the device plugin's device-information files.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Kubelet {
+    /// Pods and their devices, in the format of
+    /// [`PodResourcesServer::load`](crate::podresources::PodResourcesServer::load).
+    #[serde(default)]
+    pub pods: Vec<Value>,
+    /// resource → device ID → the device-information file's content.
+    #[serde(default)]
+    pub device_info: BTreeMap<String, BTreeMap<String, Value>>,
 }
 
 /// One pod of a scenario.
@@ -311,11 +336,24 @@ pub fn run(path: &Path, repo: &Path, plexus: &Path, mode: Mode) -> Result<(), Ve
         "cniDir": STATE_DIR,
         "binDir": work.path().join("bin"),
     });
+    let kubelet = match &sc.kubelet {
+        Some(k) => Some(start_kubelet(k, work.path(), &mut plugin).map_err(|e| vec![e])?),
+        None => None,
+    };
     for (k, v) in &sc.node {
         plugin[k] = v.clone();
     }
     let conflist = json!({"cniVersion": "1.0.0", "name": "plexus-net", "plugins": [plugin]});
     let runtime = Runtime::new(conflist.clone(), &net_d, &work.path().join("bin"), plexus);
+    for (name, fake) in &sc.plugins {
+        let fixtures = crate::plugins::fixtures_dir();
+        for (link, target) in [(name.as_str(), fake.as_str()), ("common.sh", "common.sh")] {
+            let at = runtime.bin_dir().join(link);
+            let _ = std::fs::remove_file(&at);
+            std::os::unix::fs::symlink(fixtures.join(target), &at)
+                .map_err(|e| vec![format!("plugin {name}: {e}")])?;
+        }
+    }
     r.say(&indent(
         &serde_json::to_string_pretty(&conflist).unwrap_or_default(),
     ));
@@ -446,17 +484,51 @@ pub fn run(path: &Path, repo: &Path, plexus: &Path, mode: Mode) -> Result<(), Ve
     if !cache.is_empty() {
         r.fail(format!("cached results left: {cache:?}"));
     }
+    if let Some(dir) = kubelet.as_ref().map(|(_, d)| d.join("cni")) {
+        let copies = list(&dir);
+        if !copies.is_empty() {
+            r.fail(format!(
+                "device-information copies left in {}: {copies:?}",
+                dir.display()
+            ));
+        }
+    }
     r.step(&format!(
         "deleting the {} pod sandboxes (network namespaces)",
         pods.len()
     ));
     drop(pods);
+    drop(kubelet);
     if r.failures.is_empty() {
         r.say("Done: every pod is as the scenario expects, and nothing is left.");
         Ok(())
     } else {
         Err(r.failures)
     }
+}
+
+/// Starts the PodResources stand-in and writes the device-information files; points the node
+/// config at both. Returns the server and the device-information directory.
+fn start_kubelet(
+    k: &Kubelet,
+    work: &Path,
+    plugin: &mut Value,
+) -> Result<(crate::podresources::PodResourcesServer, PathBuf), String> {
+    let socket = work.join("kubelet.sock");
+    let server = crate::podresources::PodResourcesServer::try_start(&socket)?;
+    server.load(&json!({"pods": k.pods}))?;
+    let devinfo = work.join("devinfo");
+    let dp = devinfo.join("dp");
+    std::fs::create_dir_all(&dp).map_err(|e| e.to_string())?;
+    for (resource, devices) in &k.device_info {
+        for (id, info) in devices {
+            let file = dp.join(format!("{}-{id}-device.json", resource.replace('/', "-")));
+            std::fs::write(&file, info.to_string()).map_err(|e| e.to_string())?;
+        }
+    }
+    plugin["podResourcesSocket"] = json!(socket);
+    plugin["deviceInfoDir"] = json!(devinfo);
+    Ok((server, devinfo))
 }
 
 fn indent(text: &str) -> String {
