@@ -804,6 +804,25 @@ mod tests {
     }
 
     #[test]
+    fn the_demo_shows_every_example_pod() {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let demo = load(&repo.join("conformance/scenarios/demo.yaml")).unwrap();
+        let shown: Vec<&str> = demo.pods.iter().map(|p| p.name.as_str()).collect();
+        for f in files(&repo.join("examples/pods")) {
+            let text = std::fs::read_to_string(&f).unwrap();
+            let pod: Value = serde_yaml::from_str(&text).unwrap();
+            let name = pod["metadata"]["name"].as_str().unwrap();
+            assert!(
+                shown.contains(&name),
+                "{}: pod {name} is not in the demo",
+                f.display()
+            );
+            let rel = f.strip_prefix(&repo).unwrap().display().to_string();
+            assert!(demo.objects.contains(&rel), "the demo does not load {rel}");
+        }
+    }
+
+    #[test]
     fn every_scenario_file_parses() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
         let files = files(&dir);
