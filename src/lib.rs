@@ -4,20 +4,24 @@
 //! - [`plugin`]: what the `plexus` binary does for one CNI call (validate, dispatch, answer);
 //! - [`node`]: the node config (Multus-compatible keys) and the node's networks;
 //! - [`k8s`]: the Kubernetes side (annotations, NADs, pod, network-status, Events);
+//! - [`perms`]: who may read and change the journals and the API credentials;
 //! - [`state`]: the per-attachment journal that lets DEL undo everything (atomic writes, locks);
 //! - [`delegate`]: running other plugins (safe lookup, one process, conflist semantics);
 //! - [`netns`]: inside a pod's network namespace (its interfaces, its default route), each
 //!   call on a thread of its own;
 //! - [`cni`]: the protocol (env, config, results, versions, errors), no side effects;
 //! - [`log`]: tracing to stderr or the log file, never stdout;
+//! - [`fault`]: named stop points for the crash tests (debug builds only);
 //! - [`txn`]: what a CNI command does for a pod (plan, journal, apply, undo).
 
 pub mod cni;
 pub mod delegate;
+pub mod fault;
 pub mod k8s;
 pub mod log;
 pub mod netns;
 pub mod node;
+pub mod perms;
 pub mod plugin;
 pub mod state;
 pub mod txn;

@@ -406,8 +406,20 @@ impl StateDir {
                     "the plexus journal directory had a mode other than 0700; setting it to 0700"
                 );
             }
-            dir.set_permissions(Permissions::from_mode(DIR_MODE))
-                .map_err(|e| Error::io(ctx(), format!("cannot set its mode to 0700: {e}")))?;
+            match dir.set_permissions(Permissions::from_mode(DIR_MODE)) {
+                Ok(()) => {}
+                // Nobody can write there: DEL can still read what it must undo.
+                Err(e) if e.raw_os_error() == Some(libc::EROFS) => tracing::warn!(
+                    path = %path.display(),
+                    "the plexus journal directory is on a read-only file system; its mode stays"
+                ),
+                Err(e) => {
+                    return Err(Error::io(
+                        ctx(),
+                        format!("cannot set its mode to 0700: {e}"),
+                    ));
+                }
+            }
         }
         let state = StateDir {
             path: path.to_owned(),
@@ -508,6 +520,7 @@ impl StateDir {
             f.write_all(&bytes).map_err(|e| step("writing", e))?;
             f.sync_all().map_err(|e| step("syncing", e))?;
             drop(f);
+            crate::fault::stop_at("journal-save:tmp-written");
             fs::rename(&tmp, &target).map_err(|e| step("renaming", e))
         })();
         if let Err(cause) = written {
@@ -527,22 +540,9 @@ impl StateDir {
     pub fn load(&self, container_id: &str, ifname: &str) -> Result<Option<Journal>, Error> {
         let key = key(container_id, ifname)?;
         let path = self.path.join(format!("{key}{JOURNAL_SUFFIX}"));
-        let mut bytes = Vec::new();
-        let read = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&path)
-            .and_then(|mut f| f.read_to_end(&mut bytes));
-        match read {
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => {
-                return Err(Error::io(
-                    format!("reading the plexus journal {}", path.display()),
-                    e,
-                ));
-            }
-        }
+        let Some(bytes) = read_private(&path, "the plexus journal")? else {
+            return Ok(None);
+        };
         let mut j = decode(&path, &bytes)?;
         if j.container_id != container_id || j.ifname != ifname {
             return Err(corrupt(
@@ -560,22 +560,9 @@ impl StateDir {
     /// Applies the last complete line of the key's progress file, if any, to `j`.
     fn apply_progress(&self, key: &str, j: &mut Journal) -> Result<(), Error> {
         let path = self.path.join(format!("{key}{PROGRESS_SUFFIX}"));
-        let mut bytes = Vec::new();
-        let read = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&path)
-            .and_then(|mut f| f.read_to_end(&mut bytes));
-        match read {
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => {
-                return Err(Error::io(
-                    format!("reading the plexus journal progress {}", path.display()),
-                    e,
-                ));
-            }
-        }
+        let Some(bytes) = read_private(&path, "the plexus journal progress")? else {
+            return Ok(());
+        };
         let mut skipped = 0;
         for line in bytes.split(|&b| b == b'\n').rev() {
             if line.iter().all(u8::is_ascii_whitespace) {
@@ -613,6 +600,7 @@ impl StateDir {
         let ctx = || format!("removing the plexus journal {}", journal.display());
         let progress = self.path.join(format!("{key}{PROGRESS_SUFFIX}"));
         unlink(&progress).map_err(|e| Error::io(ctx(), format!("{}: {e}", progress.display())))?;
+        crate::fault::stop_at("journal-remove:progress-gone");
         unlink(&journal).map_err(|e| Error::io(ctx(), e))?;
         if held_set(&self.held).contains(&key) {
             let lock = self.path.join(format!("{key}{LOCK_SUFFIX}"));
@@ -662,6 +650,13 @@ impl StateDir {
     pub fn take_rolled_back(&self, container_id: &str, ifname: &str) -> Result<bool, Error> {
         let key = key(container_id, ifname)?;
         let marker = self.path.join(format!("{key}{ROLLED_BACK_SUFFIX}"));
+        // Looked up first: unlink(2) on a read-only file system fails with EROFS even for a
+        // name that does not exist, and "no marker" must stay a plain `false` there.
+        match fs::symlink_metadata(&marker) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(Error::io(format!("reading {}", marker.display()), e)),
+        }
         match fs::remove_file(&marker) {
             Ok(()) => {
                 self.sync_dir()
@@ -727,7 +722,13 @@ impl StateDir {
                 ),
             )
         };
-        let mut file = open_lock_file(&path).map_err(|e| Error::io(ctx(), e))?;
+        let mut file = match open_lock_file(&path) {
+            Ok(f) => f,
+            Err(e) if e.raw_os_error() == Some(libc::EROFS) => {
+                return self.lock_read_only(key, path, timeout);
+            }
+            Err(e) => return Err(Error::io(ctx(), e)),
+        };
         loop {
             match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
                 Ok(flock) => {
@@ -761,6 +762,69 @@ impl StateDir {
         }
     }
 
+    /// [`lock`](StateDir::lock) on a read-only file system, where no lock file can be
+    /// created: the existing lock file, or else the directory itself, is locked through a
+    /// read-only descriptor (`flock(2)` needs no write access). Nothing can unlink or write
+    /// there, so the only work left to serialise is DEL's reading and tearing down.
+    fn lock_read_only(
+        &self,
+        key: String,
+        path: PathBuf,
+        timeout: Duration,
+    ) -> Result<StateLock, Error> {
+        let ctx = || format!("locking the plexus journal {}", path.display());
+        let open = |p: &Path| {
+            OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(p)
+        };
+        let mut file = match open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                open(&self.path).map_err(|e| Error::io(ctx(), e))?
+            }
+            Err(e) => return Err(Error::io(ctx(), e)),
+        };
+        tracing::warn!(
+            dir = %self.path.display(),
+            "the plexus journal directory is read-only: locking through a read-only descriptor"
+        );
+        let started = Instant::now();
+        loop {
+            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(flock) => {
+                    held_set(&self.held).insert(key.clone());
+                    return Ok(StateLock {
+                        _flock: flock,
+                        key,
+                        path,
+                        held: Arc::clone(&self.held),
+                    });
+                }
+                Err((f, Errno::EWOULDBLOCK)) => {
+                    let waited = started.elapsed();
+                    if waited >= timeout {
+                        return Err(Error::io(
+                            ctx(),
+                            "another plexus process holds the lock; try again later",
+                        ));
+                    }
+                    std::thread::sleep(LOCK_POLL.min(timeout - waited));
+                    file = f;
+                }
+                Err((f, Errno::EINTR)) => file = f,
+                Err((_, e)) => return Err(Error::io(ctx(), e)),
+            }
+        }
+    }
+
+    /// Whether the directory is on a read-only file system (nothing can be recorded there).
+    pub fn read_only(&self) -> bool {
+        nix::sys::statvfs::statvfs(&self.path)
+            .is_ok_and(|v| v.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
+    }
+
     fn sync_dir(&self) -> io::Result<()> {
         File::open(&self.path)
             .and_then(|d| d.sync_all())
@@ -789,6 +853,26 @@ impl StateDir {
         }
         Ok(())
     }
+}
+
+/// The content of a journal file (`None` when absent), opened without following a symlink and
+/// checked first: another owner is refused, a mode wider than 0600 is set to 0600
+/// ([`crate::perms::private_file`]).
+fn read_private(path: &Path, what: &str) -> Result<Option<Vec<u8>>, Error> {
+    let ctx = || format!("reading {what} {}", path.display());
+    let mut f = match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(ctx(), e)),
+    };
+    crate::perms::private_file(&f, path, what, crate::perms::Writable::Fix)?;
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes).map_err(|e| Error::io(ctx(), e))?;
+    Ok(Some(bytes))
 }
 
 /// The file name stem of a key, refusing what cannot name a journal unambiguously.
