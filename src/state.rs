@@ -560,32 +560,8 @@ impl StateDir {
     /// Applies the last complete line of the key's progress file, if any, to `j`.
     fn apply_progress(&self, key: &str, j: &mut Journal) -> Result<(), Error> {
         let path = self.path.join(format!("{key}{PROGRESS_SUFFIX}"));
-        let Some(bytes) = read_private(&path, "the plexus journal progress")? else {
-            return Ok(());
-        };
-        let mut skipped = 0;
-        for line in bytes.split(|&b| b == b'\n').rev() {
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            match serde_json::from_slice::<Progress>(line) {
-                Ok(p) if p.attachments.len() == j.attachments.len() => {
-                    j.phase = p.phase;
-                    for (a, m) in j.attachments.iter_mut().zip(p.attachments) {
-                        a.state = m.state;
-                        a.result = m.result;
-                    }
-                    break;
-                }
-                _ => skipped += 1,
-            }
-        }
-        if skipped > 0 {
-            tracing::warn!(
-                path = %path.display(),
-                skipped,
-                "journal progress lines skipped (torn by a crash?); using the last complete one"
-            );
+        if let Some(bytes) = read_private(&path, "the plexus journal progress")? {
+            apply_progress(&path, j, &bytes);
         }
         Ok(())
     }
@@ -852,6 +828,49 @@ impl StateDir {
             }
         }
         Ok(())
+    }
+}
+
+/// Reads a journal from its bytes and those of its progress file, as [`StateDir::load`] does
+/// (without the key check): the plan, then the last complete progress line that fits it.
+/// `path` names the journal in errors. Never panics, whatever the bytes.
+pub fn parse_journal(
+    path: &Path,
+    journal: &[u8],
+    progress: Option<&[u8]>,
+) -> Result<Journal, Error> {
+    let mut j = decode(path, journal)?;
+    if let Some(p) = progress {
+        apply_progress(path, &mut j, p);
+    }
+    Ok(j)
+}
+
+/// Applies the last complete line of a progress file to `j` (torn or foreign lines skipped).
+fn apply_progress(path: &Path, j: &mut Journal, bytes: &[u8]) {
+    let mut skipped = 0;
+    for line in bytes.split(|&b| b == b'\n').rev() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match serde_json::from_slice::<Progress>(line) {
+            Ok(p) if p.attachments.len() == j.attachments.len() => {
+                j.phase = p.phase;
+                for (a, m) in j.attachments.iter_mut().zip(p.attachments) {
+                    a.state = m.state;
+                    a.result = m.result;
+                }
+                break;
+            }
+            _ => skipped += 1,
+        }
+    }
+    if skipped > 0 {
+        tracing::warn!(
+            path = %path.display(),
+            skipped,
+            "journal progress lines skipped (torn by a crash?); using the last complete one"
+        );
     }
 }
 
