@@ -38,9 +38,14 @@ pub const FAKE_SILENT: &str = "fake-silent";
 pub const FAKE_STDERR: &str = "fake-stderr";
 /// Records, then kills itself with SIGKILL.
 pub const FAKE_SIGNAL: &str = "fake-signal";
+/// Records; ADD prints a result in an older version (config key `fakeResultVersion`, default
+/// 0.2.0) than the config's.
+pub const FAKE_OLD_RESULT: &str = "fake-old-result";
+/// Records; ADD prints a result with an address and no `interfaces`.
+pub const FAKE_NO_INTERFACES: &str = "fake-no-interfaces";
 
 /// Every fake plugin's file name.
-pub const ALL_FAKES: [&str; 8] = [
+pub const ALL_FAKES: [&str; 10] = [
     FAKE_RECORD,
     FAKE_FAIL_ADD,
     FAKE_FAIL_DEL,
@@ -49,6 +54,8 @@ pub const ALL_FAKES: [&str; 8] = [
     FAKE_SILENT,
     FAKE_STDERR,
     FAKE_SIGNAL,
+    FAKE_OLD_RESULT,
+    FAKE_NO_INTERFACES,
 ];
 
 /// Absolute path of `conformance/fixtures/plugins`, the fakes' directory.

@@ -272,8 +272,9 @@ where
 fn exhausted(server: &str, what: &str, started: Instant, tries: u32, last: &str) -> Error {
     Error::Kubernetes {
         msg: format!(
-            "the Kubernetes API at {server} did not answer {what} within {:.1}s ({tries} attempts)",
-            started.elapsed().as_secs_f64()
+            "the Kubernetes API at {server} did not answer {what} within {:.1}s ({tries} {})",
+            started.elapsed().as_secs_f64(),
+            if tries == 1 { "attempt" } else { "attempts" }
         ),
         details: format!("last error: {last}"),
         transient: true,

@@ -108,14 +108,16 @@ pub(crate) fn inputs(
     if let (Some(api), Some(pod)) = (api, pod) {
         let iso = node.isolation();
         if let Some(own) =
-            networks::default_network(api, pod, &iso, &node.multus_namespace, &node.conf_dir)?
+            networks::default_network(api, pod, &iso, &node.multus_namespace, &node.conf_dir)
+                .map_err(|e| for_pod(pod, e))?
         {
             cluster = own;
         }
         if node.is_system_namespace(&pod.namespace) {
             defaults.clear();
         }
-        selected = networks::selected(api, pod, &iso, &node.conf_dir)?;
+        selected =
+            networks::selected(api, pod, &iso, &node.conf_dir).map_err(|e| for_pod(pod, e))?;
         let total = 1 + defaults.len() + selected.len();
         if total > networks::MAX_ATTACHMENTS {
             return Err(networks::over_limit(
@@ -136,6 +138,23 @@ pub(crate) fn inputs(
         runtime_config: node.runtime_config.clone(),
         ifname: ctx.env.ifname.clone(),
     })
+}
+
+/// An API failure while resolving a pod's networks, with the pod named (the API's own message
+/// names the object it was reading).
+fn for_pod(pod: &PodMeta, e: Error) -> Error {
+    match e {
+        Error::Kubernetes {
+            msg,
+            details,
+            transient,
+        } => Error::Kubernetes {
+            msg: format!("pod {}: {msg}", pod.key()),
+            details,
+            transient,
+        },
+        other => other,
+    }
 }
 
 /// An earlier record of this attachment: a rollback marker is dropped, a crashed ADD is torn
