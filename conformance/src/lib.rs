@@ -7,6 +7,7 @@
 //!   them through `ip -j`.
 //! * [`plugins`] locates the fake delegate plugins (POSIX `sh` scripts in
 //!   `fixtures/plugins/`) and reads back what they recorded.
+//! * [`soak`] runs many ADD/DEL cycles through plexus with random faults and counts leaks.
 //! * [`apiserver`] is a stand-in for the Kubernetes API server (pods, NADs, events over real
 //!   HTTPS) with fault injection and request counters.
 //!
@@ -38,6 +39,7 @@ pub mod bench;
 pub mod netns;
 pub mod plugins;
 pub mod sandbox;
+pub mod soak;
 
 use std::io::{Read, Write};
 use std::process::{Command, Output, Stdio};
