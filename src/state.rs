@@ -21,6 +21,13 @@
 //! - `.<containerID>:<ifname>.json.<pid>-<n>.tmp`: a journal being written. Names starting
 //!   with `.` are never keys.
 //!
+//! A journal or progress file found with a mode wider than 0600 is set to 0600 when read; one
+//! owned by another user than plexus's (or root) is refused ([`crate::perms`]): what a
+//! journal lists is what DEL runs as root.
+//!
+//! The crash tests stop plexus with SIGKILL between any two of the writes described here (see
+//! [`crate::fault`] for the named points and what each leaves on disk).
+//!
 //! # Crash safety
 //!
 //! A journal is never written in place. [`StateDir::save`] writes the whole document to a new
@@ -1227,6 +1234,35 @@ mod tests {
             eprintln!("{what}: {e}");
             assert_decode_naming(e, &path);
         }
+    }
+
+    #[test]
+    fn journals_readable_by_others_are_tightened_and_foreign_ones_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let s = StateDir::open(t.path()).unwrap();
+        let mut j = journal("c1", "eth0");
+        s.save(&j).unwrap();
+        j.phase = Phase::Added;
+        s.save_progress(&j).unwrap();
+        let path = t.path().join("c1:eth0.json");
+        let progress = t.path().join("c1:eth0.progress");
+        for p in [&path, &progress] {
+            fs::set_permissions(p, Permissions::from_mode(0o666)).unwrap();
+        }
+        assert_eq!(s.load("c1", "eth0").unwrap(), Some(j));
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(&progress), 0o600);
+        if current_euid() != 0 {
+            eprintln!("SKIPPED: the other-owner part of this test needs root (chown to 65534)");
+            return;
+        }
+        std::os::unix::fs::chown(&path, Some(65534), None).unwrap();
+        let e = s.load("c1", "eth0").unwrap_err();
+        assert_eq!(e.code().0, 5);
+        assert!(
+            e.msg().contains("owned by uid 65534") && e.msg().contains("c1:eth0.json"),
+            "{e}"
+        );
     }
 
     #[test]
