@@ -7,6 +7,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -68,6 +69,8 @@ pub fn init(level: Option<&str>, file: Option<&Path>, to_stderr: bool) {
         OpenOptions::new()
             .create(true)
             .append(true)
+            // Logs name pods, networks and configs: readable by the node's admin only.
+            .mode(0o600)
             .open(p)
             .map_err(|e| {
                 warn_open = Some(format!(

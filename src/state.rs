@@ -21,6 +21,13 @@
 //! - `.<containerID>:<ifname>.json.<pid>-<n>.tmp`: a journal being written. Names starting
 //!   with `.` are never keys.
 //!
+//! A journal or progress file found with a mode wider than 0600 is set to 0600 when read; one
+//! owned by another user than plexus's (or root) is refused ([`crate::perms`]): what a
+//! journal lists is what DEL runs as root.
+//!
+//! The crash tests stop plexus with SIGKILL between any two of the writes described here (see
+//! [`crate::fault`] for the named points and what each leaves on disk).
+//!
 //! # Crash safety
 //!
 //! A journal is never written in place. [`StateDir::save`] writes the whole document to a new
@@ -411,8 +418,20 @@ impl StateDir {
                     "the plexus journal directory had a mode other than 0700; setting it to 0700"
                 );
             }
-            dir.set_permissions(Permissions::from_mode(DIR_MODE))
-                .map_err(|e| Error::io(ctx(), format!("cannot set its mode to 0700: {e}")))?;
+            match dir.set_permissions(Permissions::from_mode(DIR_MODE)) {
+                Ok(()) => {}
+                // Nobody can write there: DEL can still read what it must undo.
+                Err(e) if e.raw_os_error() == Some(libc::EROFS) => tracing::warn!(
+                    path = %path.display(),
+                    "the plexus journal directory is on a read-only file system; its mode stays"
+                ),
+                Err(e) => {
+                    return Err(Error::io(
+                        ctx(),
+                        format!("cannot set its mode to 0700: {e}"),
+                    ));
+                }
+            }
         }
         let state = StateDir {
             path: path.to_owned(),
@@ -513,6 +532,7 @@ impl StateDir {
             f.write_all(&bytes).map_err(|e| step("writing", e))?;
             f.sync_all().map_err(|e| step("syncing", e))?;
             drop(f);
+            crate::fault::stop_at("journal-save:tmp-written");
             fs::rename(&tmp, &target).map_err(|e| step("renaming", e))
         })();
         if let Err(cause) = written {
@@ -532,22 +552,9 @@ impl StateDir {
     pub fn load(&self, container_id: &str, ifname: &str) -> Result<Option<Journal>, Error> {
         let key = key(container_id, ifname)?;
         let path = self.path.join(format!("{key}{JOURNAL_SUFFIX}"));
-        let mut bytes = Vec::new();
-        let read = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&path)
-            .and_then(|mut f| f.read_to_end(&mut bytes));
-        match read {
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => {
-                return Err(Error::io(
-                    format!("reading the plexus journal {}", path.display()),
-                    e,
-                ));
-            }
-        }
+        let Some(bytes) = read_private(&path, "the plexus journal")? else {
+            return Ok(None);
+        };
         let mut j = decode(&path, &bytes)?;
         if j.container_id != container_id || j.ifname != ifname {
             return Err(corrupt(
@@ -565,45 +572,8 @@ impl StateDir {
     /// Applies the last complete line of the key's progress file, if any, to `j`.
     fn apply_progress(&self, key: &str, j: &mut Journal) -> Result<(), Error> {
         let path = self.path.join(format!("{key}{PROGRESS_SUFFIX}"));
-        let mut bytes = Vec::new();
-        let read = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&path)
-            .and_then(|mut f| f.read_to_end(&mut bytes));
-        match read {
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => {
-                return Err(Error::io(
-                    format!("reading the plexus journal progress {}", path.display()),
-                    e,
-                ));
-            }
-        }
-        let mut skipped = 0;
-        for line in bytes.split(|&b| b == b'\n').rev() {
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            match serde_json::from_slice::<Progress>(line) {
-                Ok(p) if p.attachments.len() == j.attachments.len() => {
-                    j.phase = p.phase;
-                    for (a, m) in j.attachments.iter_mut().zip(p.attachments) {
-                        a.state = m.state;
-                        a.result = m.result;
-                    }
-                    break;
-                }
-                _ => skipped += 1,
-            }
-        }
-        if skipped > 0 {
-            tracing::warn!(
-                path = %path.display(),
-                skipped,
-                "journal progress lines skipped (torn by a crash?); using the last complete one"
-            );
+        if let Some(bytes) = read_private(&path, "the plexus journal progress")? {
+            apply_progress(&path, j, &bytes);
         }
         Ok(())
     }
@@ -618,6 +588,7 @@ impl StateDir {
         let ctx = || format!("removing the plexus journal {}", journal.display());
         let progress = self.path.join(format!("{key}{PROGRESS_SUFFIX}"));
         unlink(&progress).map_err(|e| Error::io(ctx(), format!("{}: {e}", progress.display())))?;
+        crate::fault::stop_at("journal-remove:progress-gone");
         unlink(&journal).map_err(|e| Error::io(ctx(), e))?;
         if held_set(&self.held).contains(&key) {
             let lock = self.path.join(format!("{key}{LOCK_SUFFIX}"));
@@ -667,6 +638,13 @@ impl StateDir {
     pub fn take_rolled_back(&self, container_id: &str, ifname: &str) -> Result<bool, Error> {
         let key = key(container_id, ifname)?;
         let marker = self.path.join(format!("{key}{ROLLED_BACK_SUFFIX}"));
+        // Looked up first: unlink(2) on a read-only file system fails with EROFS even for a
+        // name that does not exist, and "no marker" must stay a plain `false` there.
+        match fs::symlink_metadata(&marker) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(Error::io(format!("reading {}", marker.display()), e)),
+        }
         match fs::remove_file(&marker) {
             Ok(()) => {
                 self.sync_dir()
@@ -732,7 +710,13 @@ impl StateDir {
                 ),
             )
         };
-        let mut file = open_lock_file(&path).map_err(|e| Error::io(ctx(), e))?;
+        let mut file = match open_lock_file(&path) {
+            Ok(f) => f,
+            Err(e) if e.raw_os_error() == Some(libc::EROFS) => {
+                return self.lock_read_only(key, path, timeout);
+            }
+            Err(e) => return Err(Error::io(ctx(), e)),
+        };
         loop {
             match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
                 Ok(flock) => {
@@ -766,6 +750,69 @@ impl StateDir {
         }
     }
 
+    /// [`lock`](StateDir::lock) on a read-only file system, where no lock file can be
+    /// created: the existing lock file, or else the directory itself, is locked through a
+    /// read-only descriptor (`flock(2)` needs no write access). Nothing can unlink or write
+    /// there, so the only work left to serialise is DEL's reading and tearing down.
+    fn lock_read_only(
+        &self,
+        key: String,
+        path: PathBuf,
+        timeout: Duration,
+    ) -> Result<StateLock, Error> {
+        let ctx = || format!("locking the plexus journal {}", path.display());
+        let open = |p: &Path| {
+            OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(p)
+        };
+        let mut file = match open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                open(&self.path).map_err(|e| Error::io(ctx(), e))?
+            }
+            Err(e) => return Err(Error::io(ctx(), e)),
+        };
+        tracing::warn!(
+            dir = %self.path.display(),
+            "the plexus journal directory is read-only: locking through a read-only descriptor"
+        );
+        let started = Instant::now();
+        loop {
+            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(flock) => {
+                    held_set(&self.held).insert(key.clone());
+                    return Ok(StateLock {
+                        _flock: flock,
+                        key,
+                        path,
+                        held: Arc::clone(&self.held),
+                    });
+                }
+                Err((f, Errno::EWOULDBLOCK)) => {
+                    let waited = started.elapsed();
+                    if waited >= timeout {
+                        return Err(Error::io(
+                            ctx(),
+                            "another plexus process holds the lock; try again later",
+                        ));
+                    }
+                    std::thread::sleep(LOCK_POLL.min(timeout - waited));
+                    file = f;
+                }
+                Err((f, Errno::EINTR)) => file = f,
+                Err((_, e)) => return Err(Error::io(ctx(), e)),
+            }
+        }
+    }
+
+    /// Whether the directory is on a read-only file system (nothing can be recorded there).
+    pub fn read_only(&self) -> bool {
+        nix::sys::statvfs::statvfs(&self.path)
+            .is_ok_and(|v| v.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
+    }
+
     fn sync_dir(&self) -> io::Result<()> {
         File::open(&self.path)
             .and_then(|d| d.sync_all())
@@ -794,6 +841,69 @@ impl StateDir {
         }
         Ok(())
     }
+}
+
+/// Reads a journal from its bytes and those of its progress file, as [`StateDir::load`] does
+/// (without the key check): the plan, then the last complete progress line that fits it.
+/// `path` names the journal in errors. Never panics, whatever the bytes.
+pub fn parse_journal(
+    path: &Path,
+    journal: &[u8],
+    progress: Option<&[u8]>,
+) -> Result<Journal, Error> {
+    let mut j = decode(path, journal)?;
+    if let Some(p) = progress {
+        apply_progress(path, &mut j, p);
+    }
+    Ok(j)
+}
+
+/// Applies the last complete line of a progress file to `j` (torn or foreign lines skipped).
+fn apply_progress(path: &Path, j: &mut Journal, bytes: &[u8]) {
+    let mut skipped = 0;
+    for line in bytes.split(|&b| b == b'\n').rev() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match serde_json::from_slice::<Progress>(line) {
+            Ok(p) if p.attachments.len() == j.attachments.len() => {
+                j.phase = p.phase;
+                for (a, m) in j.attachments.iter_mut().zip(p.attachments) {
+                    a.state = m.state;
+                    a.result = m.result;
+                }
+                break;
+            }
+            _ => skipped += 1,
+        }
+    }
+    if skipped > 0 {
+        tracing::warn!(
+            path = %path.display(),
+            skipped,
+            "journal progress lines skipped (torn by a crash?); using the last complete one"
+        );
+    }
+}
+
+/// The content of a journal file (`None` when absent), opened without following a symlink and
+/// checked first: another owner is refused, a mode wider than 0600 is set to 0600
+/// ([`crate::perms::private_file`]).
+fn read_private(path: &Path, what: &str) -> Result<Option<Vec<u8>>, Error> {
+    let ctx = || format!("reading {what} {}", path.display());
+    let mut f = match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(ctx(), e)),
+    };
+    crate::perms::private_file(&f, path, what, crate::perms::Writable::Fix)?;
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes).map_err(|e| Error::io(ctx(), e))?;
+    Ok(Some(bytes))
 }
 
 /// The file name stem of a key, refusing what cannot name a journal unambiguously.
@@ -1151,6 +1261,35 @@ mod tests {
             eprintln!("{what}: {e}");
             assert_decode_naming(e, &path);
         }
+    }
+
+    #[test]
+    fn journals_readable_by_others_are_tightened_and_foreign_ones_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let s = StateDir::open(t.path()).unwrap();
+        let mut j = journal("c1", "eth0");
+        s.save(&j).unwrap();
+        j.phase = Phase::Added;
+        s.save_progress(&j).unwrap();
+        let path = t.path().join("c1:eth0.json");
+        let progress = t.path().join("c1:eth0.progress");
+        for p in [&path, &progress] {
+            fs::set_permissions(p, Permissions::from_mode(0o666)).unwrap();
+        }
+        assert_eq!(s.load("c1", "eth0").unwrap(), Some(j));
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(&progress), 0o600);
+        if current_euid() != 0 {
+            eprintln!("SKIPPED: the other-owner part of this test needs root (chown to 65534)");
+            return;
+        }
+        std::os::unix::fs::chown(&path, Some(65534), None).unwrap();
+        let e = s.load("c1", "eth0").unwrap_err();
+        assert_eq!(e.code().0, 5);
+        assert!(
+            e.msg().contains("owned by uid 65534") && e.msg().contains("c1:eth0.json"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //!   them through `ip -j`.
 //! * [`plugins`] locates the fake delegate plugins (POSIX `sh` scripts in
 //!   `fixtures/plugins/`) and reads back what they recorded.
+//! * [`soak`] runs many ADD/DEL cycles through plexus with random faults and counts leaks.
 //! * [`apiserver`] is a stand-in for the Kubernetes API server (pods, NADs, events over real
 //!   HTTPS) with fault injection and request counters.
 //! * [`podresources`] is a stand-in for the kubelet's PodResources gRPC API (device IDs per
@@ -43,6 +44,7 @@ pub mod podresources;
 pub mod runtime;
 pub mod sandbox;
 pub mod scenario;
+pub mod soak;
 
 use std::io::{Read, Write};
 use std::process::{Command, Output, Stdio};

@@ -42,8 +42,14 @@ pub const FAKE_SIGNAL: &str = "fake-signal";
 /// host-device, like sriov-cni with a VF (and back on DEL).
 pub const FAKE_SRIOV: &str = "fake-sriov";
 
+/// Records; ADD prints a result in an older version (config key `fakeResultVersion`, default
+/// 0.2.0) than the config's.
+pub const FAKE_OLD_RESULT: &str = "fake-old-result";
+/// Records; ADD prints a result with an address and no `interfaces`.
+pub const FAKE_NO_INTERFACES: &str = "fake-no-interfaces";
+
 /// Every fake plugin's file name.
-pub const ALL_FAKES: [&str; 9] = [
+pub const ALL_FAKES: [&str; 11] = [
     FAKE_RECORD,
     FAKE_FAIL_ADD,
     FAKE_FAIL_DEL,
@@ -53,6 +59,8 @@ pub const ALL_FAKES: [&str; 9] = [
     FAKE_STDERR,
     FAKE_SIGNAL,
     FAKE_SRIOV,
+    FAKE_OLD_RESULT,
+    FAKE_NO_INTERFACES,
 ];
 
 /// Absolute path of `conformance/fixtures/plugins`, the fakes' directory.

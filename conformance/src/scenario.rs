@@ -10,7 +10,7 @@
 //! cluster: {...}              # the node's default network: a CNI conflist (YAML or JSON)
 //! confDir: examples/net.d     # optional: plexus's confDir, copied from the repository
 //! node: {logLevel: debug}     # optional: more plexus node config keys
-//! plugins: {sriov: fake-sriov}  # optional: CNI plugins named so on the node, taken from the
+//! plugins: {sriov: fake-sriov}  # optional: CNI plugins named so on the node, copied from the
 //!                             # fake plugins of conformance/fixtures/plugins
 //! kubelet:                    # optional: the kubelet's PodResources API (a stand-in) and the
 //!   pods: [{namespace: default, name: vf-pod,     # device plugin's device-information files
@@ -348,9 +348,10 @@ pub fn run(path: &Path, repo: &Path, plexus: &Path, mode: Mode) -> Result<(), Ve
     for (name, fake) in &sc.plugins {
         let fixtures = crate::plugins::fixtures_dir();
         for (link, target) in [(name.as_str(), fake.as_str()), ("common.sh", "common.sh")] {
+            // Copies: plexus follows a link in a plugin directory only into a plugin directory.
             let at = runtime.bin_dir().join(link);
             let _ = std::fs::remove_file(&at);
-            std::os::unix::fs::symlink(fixtures.join(target), &at)
+            std::fs::copy(fixtures.join(target), &at)
                 .map_err(|e| vec![format!("plugin {name}: {e}")])?;
         }
     }

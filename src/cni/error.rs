@@ -70,6 +70,10 @@ pub enum DelegateFailure {
     NotFound { searched: Vec<String> },
     /// The `type` would build a path outside the plugin directories.
     UnsafeType,
+    /// The executable found for the type is not one plexus may run: it resolves (through
+    /// symlinks) outside every plugin directory, or someone other than root or plexus's user
+    /// could change it.
+    Untrusted { path: String, reason: String },
     /// The plugin could not be started at all (permissions, ENOEXEC, text file busy…).
     Spawn { cause: String },
     /// Reading or writing its pipes failed.
@@ -166,6 +170,9 @@ fn delegate_msg(d: &DelegateError) -> String {
         DelegateFailure::UnsafeType => format!(
             "{who} refused: a plugin type must be a bare file name (not empty, no '/', no NUL, not '.' or '..')"
         ),
+        DelegateFailure::Untrusted { path, reason } => {
+            format!("{who} refused: {path} {reason}")
+        }
         DelegateFailure::Spawn { cause } => format!("{who} could not be started: {cause}"),
         DelegateFailure::Io { cause } => format!("{who}: I/O error talking to the plugin: {cause}"),
     }
@@ -256,12 +263,14 @@ impl Error {
             Error::Delegate(d) => match &d.failure {
                 // A delegate's own code is kept, so "try again later" (11) and friends reach
                 // the runtime unchanged.
-                DelegateFailure::Reported { code, .. } => *code,
+                // ... except 0, which is no error code: such a document is a broken plugin's.
+                DelegateFailure::Reported { code, .. } if code.0 != 0 => *code,
+                DelegateFailure::Reported { .. } => Code::INTERNAL,
                 DelegateFailure::Garbage { .. } => Code::DECODE,
                 DelegateFailure::Timeout { .. } => Code::TRY_AGAIN_LATER,
-                DelegateFailure::NotFound { .. } | DelegateFailure::UnsafeType => {
-                    Code::INVALID_CONFIG
-                }
+                DelegateFailure::NotFound { .. }
+                | DelegateFailure::UnsafeType
+                | DelegateFailure::Untrusted { .. } => Code::INVALID_CONFIG,
                 DelegateFailure::Spawn { .. } | DelegateFailure::Io { .. } => Code::IO,
                 DelegateFailure::SilentExit { .. } | DelegateFailure::Signaled { .. } => {
                     Code::INTERNAL

@@ -6,13 +6,17 @@
 //! directory in order (the node's `binDir` first, then the runtime's `CNI_PATH`), and the first
 //! one that is a regular file with an execute bit wins.
 //!
-//! Symlinks: the directory entry `<dir>/<type>` may itself be a symlink and is followed. The
-//! plugin directories are root-owned and written by the node's administrator or package
-//! manager (Debian links plugins, operators link `/opt/cni/bin` entries), so what they link to
-//! is trusted just as a file placed there would be; a config can only name an entry, never
-//! build a path.
+//! Symlinks and ownership: the directory entry `<dir>/<type>` may be a symlink (Debian links
+//! plugins, operators link `/opt/cni/bin` entries), but what it finally resolves to — every
+//! link followed, `..` resolved — must lie inside one of the plugin directories (also
+//! resolved), and it must not be changeable by anyone but root or the user plexus runs as:
+//! owned by one of them, not writable by group or others. Otherwise the delegate is refused
+//! (code 7) naming the entry and what is wrong, and nothing runs. So a link planted in a
+//! plugin directory cannot make plexus, which runs as root, execute a file elsewhere on the
+//! node (`/tmp`, a container's root file system, a tenant's volume), and a writable plugin
+//! binary is not run. A config can only name an entry, never build a path.
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::cni::DelegateFailure;
@@ -30,15 +34,58 @@ pub fn check_type(plugin_type: &str) -> Result<(), DelegateFailure> {
     Ok(())
 }
 
-/// Finds the executable for `plugin_type` in `dirs`, in order.
+/// Finds the executable for `plugin_type` in `dirs`, in order, and checks it (see the module
+/// docs).
 pub fn find(plugin_type: &str, dirs: &[PathBuf]) -> Result<PathBuf, DelegateFailure> {
     check_type(plugin_type)?;
-    dirs.iter()
+    let found = dirs
+        .iter()
         .map(|d| d.join(plugin_type))
         .find(|p| is_executable_file(p))
         .ok_or_else(|| DelegateFailure::NotFound {
             searched: dirs.iter().map(|d| d.display().to_string()).collect(),
-        })
+        })?;
+    check_trusted(&found, dirs)?;
+    Ok(found)
+}
+
+/// The containment and ownership rule of the module docs for an entry that exists.
+fn check_trusted(entry: &Path, dirs: &[PathBuf]) -> Result<(), DelegateFailure> {
+    let untrusted = |reason: String| DelegateFailure::Untrusted {
+        path: entry.display().to_string(),
+        reason,
+    };
+    let real =
+        std::fs::canonicalize(entry).map_err(|e| untrusted(format!("cannot be resolved: {e}")))?;
+    let inside = dirs
+        .iter()
+        .filter_map(|d| std::fs::canonicalize(d).ok())
+        .any(|d| real.starts_with(&d) && real != d);
+    if !inside {
+        return Err(untrusted(format!(
+            "resolves to {}, outside every plugin directory (binDir and CNI_PATH): a link in a \
+             plugin directory may only point into one of them",
+            real.display()
+        )));
+    }
+    let meta = std::fs::metadata(&real).map_err(|e| untrusted(format!("cannot be read: {e}")))?;
+    let euid = crate::perms::euid();
+    if meta.uid() != 0 && meta.uid() != euid {
+        return Err(untrusted(format!(
+            "({}) is owned by uid {}, not by root or uid {euid} that plexus runs as",
+            real.display(),
+            meta.uid()
+        )));
+    }
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(untrusted(format!(
+            "({}) has mode {mode:04o}: group or others could replace what plexus runs as root \
+             (chmod go-w)",
+            real.display()
+        )));
+    }
+    Ok(())
 }
 
 fn is_executable_file(p: &Path) -> bool {
@@ -62,6 +109,70 @@ mod tests {
         }
         assert!(check_type("bridge").is_ok());
         assert!(check_type("..bridge").is_ok());
+    }
+
+    #[test]
+    fn links_may_only_point_into_a_plugin_directory() {
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        for d in [b.path(), outside.path()] {
+            let p = d.join("real");
+            fs::write(&p, "#!/bin/sh\n").unwrap();
+            fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let dirs = vec![a.path().to_path_buf(), b.path().to_path_buf()];
+        // Into another plugin directory: fine; the entry is what runs.
+        std::os::unix::fs::symlink(b.path().join("real"), a.path().join("ok")).unwrap();
+        assert_eq!(find("ok", &dirs).unwrap(), a.path().join("ok"));
+        // Relative, through `..`, out of the plugin directories: refused.
+        let rel = format!(
+            "../{}/real",
+            outside.path().file_name().unwrap().to_str().unwrap()
+        );
+        std::os::unix::fs::symlink(&rel, a.path().join("rel")).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("real"), a.path().join("abs")).unwrap();
+        for name in ["rel", "abs"] {
+            match find(name, &dirs) {
+                Err(DelegateFailure::Untrusted { path, reason }) => {
+                    assert_eq!(path, a.path().join(name).display().to_string());
+                    assert!(
+                        reason.contains("outside every plugin directory"),
+                        "{reason}"
+                    );
+                }
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+        // A link to a plugin directory itself is not a plugin.
+        std::os::unix::fs::symlink(b.path(), a.path().join("dirlink")).unwrap();
+        assert!(find("dirlink", &dirs).is_err());
+    }
+
+    #[test]
+    fn plugins_others_could_change_are_refused() {
+        let a = tempfile::tempdir().unwrap();
+        let p = a.path().join("plug");
+        fs::write(&p, "#!/bin/sh\n").unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o777)).unwrap();
+        let dirs = vec![a.path().to_path_buf()];
+        match find("plug", &dirs) {
+            Err(DelegateFailure::Untrusted { reason, .. }) => {
+                assert!(reason.contains("0777"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(find("plug", &dirs).unwrap(), p);
+        if crate::perms::euid() == 0 {
+            std::os::unix::fs::chown(&p, Some(65534), None).unwrap();
+            match find("plug", &dirs) {
+                Err(DelegateFailure::Untrusted { reason, .. }) => {
+                    assert!(reason.contains("owned by uid 65534"), "{reason}")
+                }
+                other => panic!("{other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -23,7 +23,10 @@
 //! previous attachment's `AddedInterface` event is being recorded). Dropping the [`Client`]
 //! closes the queue and waits, at most [`FLUSH_BOUND`], for the queued Events.
 //!
-//! Tokens and kubeconfig contents never reach a log or an error message.
+//! Tokens and kubeconfig contents never reach a log or an error message. The kubeconfig and
+//! the `tokenFile` it names are checked before use ([`crate::perms::secret_file`]): owned by
+//! plexus's user or root, not writable by anyone else (refused), not readable by anyone else
+//! (set to 0600).
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -269,8 +272,9 @@ where
 fn exhausted(server: &str, what: &str, started: Instant, tries: u32, last: &str) -> Error {
     Error::Kubernetes {
         msg: format!(
-            "the Kubernetes API at {server} did not answer {what} within {:.1}s ({tries} attempts)",
-            started.elapsed().as_secs_f64()
+            "the Kubernetes API at {server} did not answer {what} within {:.1}s ({tries} {})",
+            started.elapsed().as_secs_f64(),
+            if tries == 1 { "attempt" } else { "attempts" }
         ),
         details: format!("last error: {last}"),
         transient: true,
@@ -312,8 +316,18 @@ fn refused(server: &str, what: &str, e: &kube::Error) -> Error {
 }
 
 async fn from_kubeconfig(path: &Path) -> Result<kube::Config, Error> {
+    // Who may change or read it first (see `crate::perms`): it names the server, the CA and the
+    // token plexus uses as root on every node.
+    crate::perms::secret_file(path, "the kubeconfig")?;
     let kc = Kubeconfig::read_from(path)
         .map_err(|e| config_error(format!("cannot read the kubeconfig {}", path.display()), e))?;
+    for token_file in kc
+        .auth_infos
+        .iter()
+        .filter_map(|a| a.auth_info.as_ref()?.token_file.as_deref())
+    {
+        crate::perms::secret_file(Path::new(token_file), "the token file of the kubeconfig")?;
+    }
     kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
         .await
         .map_err(|e| config_error(format!("cannot use the kubeconfig {}", path.display()), e))

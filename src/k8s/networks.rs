@@ -1,8 +1,9 @@
 //! A pod's selected networks: the annotation parsed, isolation checked, every NAD resolved.
 //!
 //! Order of work, so that a bad request costs no API call and a good one costs the minimum:
-//! parse the `k8s.v1.cni.cncf.io/networks` annotation; check namespace isolation for every
-//! element; then read each distinct NAD once (a network selected twice is read once and gives
+//! refuse an annotation over [`MAX_ANNOTATION_BYTES`], parse it, refuse more than
+//! [`MAX_ATTACHMENTS`] elements; check namespace isolation for every element; then read each
+//! distinct NAD once (a network selected twice is read once and gives
 //! two attachments).
 
 use std::collections::HashMap;
@@ -15,6 +16,31 @@ use crate::cni::Error;
 
 /// The pod annotation that replaces the cluster default network for one pod.
 pub const DEFAULT_NETWORK_ANNOTATION: &str = "v1.multus-cni.io/default-network";
+
+/// The most attachments one pod may have, the cluster network and the node's
+/// `defaultNetworks` included. **Decision**: 32. Each attachment is a delegate run of up to
+/// `delegateTimeoutSeconds`, an interface and usually an IP lease; a pod asking for more is
+/// a mistake or an attempt to exhaust the node, and the kernel's own default limits (e.g. 64
+/// MACVLANs per lower device in practice) are reached soon after.
+pub const MAX_ATTACHMENTS: usize = 32;
+
+/// The largest `k8s.v1.cni.cncf.io/networks` annotation plexus reads, in bytes. **Decision**:
+/// 64 KiB: 32 elements of the JSON form with every key set take about 16 KiB, and a bound
+/// keeps a tenant from making plexus parse megabytes (the API allows 256 KiB of annotations).
+pub const MAX_ANNOTATION_BYTES: usize = 64 * 1024;
+
+/// The error for a pod over one of the limits above (code 7).
+pub fn over_limit(pod: &PodMeta, what: String, limit: &str) -> Error {
+    Error::invalid_config(
+        format!(
+            "pod {}: {what}, more than plexus's limit of {limit}",
+            pod.key()
+        ),
+        "split the pod's networks or remove some: the limits (64 KiB of \
+         k8s.v1.cni.cncf.io/networks, 32 attachments per pod including the cluster network \
+         and the node's defaultNetworks) keep one pod from exhausting the node",
+    )
+}
 
 /// The pod's own default network, when it sets `v1.multus-cni.io/default-network`:
 /// `[namespace/]name` (a trailing `@ifname` is refused: the default network always gets the
@@ -74,7 +100,26 @@ pub fn selected(
         .get(selection::ANNOTATION)
         .map(String::as_str)
         .unwrap_or("");
+    if text.len() > MAX_ANNOTATION_BYTES {
+        return Err(over_limit(
+            pod,
+            format!("{} is {} bytes", selection::ANNOTATION, text.len()),
+            &format!("{MAX_ANNOTATION_BYTES} bytes"),
+        ));
+    }
     let elements = selection::parse(text, &pod.namespace)?;
+    // Checked before anything is read: a long list costs no API call.
+    if elements.len() > MAX_ATTACHMENTS {
+        return Err(over_limit(
+            pod,
+            format!(
+                "{} selects {} networks",
+                selection::ANNOTATION,
+                elements.len()
+            ),
+            &format!("{MAX_ATTACHMENTS} attachments"),
+        ));
+    }
     for el in &elements {
         nad::check_isolation(
             isolation,
@@ -207,6 +252,33 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    #[test]
+    fn annotation_size_and_attachment_count_are_capped_before_any_read() {
+        let api = FakeApi::with(vec![nad("ns1", "a")]);
+        let iso = Isolation::default();
+        let many = vec!["a"; MAX_ATTACHMENTS + 1].join(",");
+        let e = selected(&api, &pod(&many), &iso, Path::new("/x")).unwrap_err();
+        assert_eq!(e.code().0, 7);
+        assert_eq!(
+            e.msg(),
+            "pod ns1/p: k8s.v1.cni.cncf.io/networks selects 33 networks, more than plexus's \
+             limit of 32 attachments"
+        );
+        let big = format!("a,{}", " ".repeat(MAX_ANNOTATION_BYTES));
+        let e = selected(&api, &pod(&big), &iso, Path::new("/x")).unwrap_err();
+        assert_eq!(
+            e.msg(),
+            "pod ns1/p: k8s.v1.cni.cncf.io/networks is 65538 bytes, more than plexus's limit \
+             of 65536 bytes"
+        );
+        assert!(api.reads.borrow().is_empty());
+        // At the limit: fine, and the NAD is read once.
+        let at_limit = vec!["a"; MAX_ATTACHMENTS].join(",");
+        let got = selected(&api, &pod(&at_limit), &iso, Path::new("/x")).unwrap();
+        assert_eq!(got.len(), MAX_ATTACHMENTS);
+        assert_eq!(*api.reads.borrow(), vec!["ns1/a"]);
     }
 
     #[test]

@@ -47,14 +47,24 @@ use crate::cni::{Command, Error, result};
 use crate::devices::{self, devinfo};
 use crate::k8s::api::{KubeApi, PodMeta};
 use crate::k8s::{events, networks, pod, status};
-use crate::netns;
 use crate::node::{readiness, resolve};
 use crate::state::{self, AttachmentState, Journal, Phase};
+use crate::{fault, netns};
 
 /// Runs ADD; returns the document for stdout.
 pub fn add(ctx: &Ctx<'_>) -> Result<Value, Error> {
     let env = ctx.env;
     let node = ctx.node;
+    if ctx.state.read_only() {
+        return Err(Error::io(
+            format!(
+                "the plexus journal directory {}",
+                ctx.state.path().display()
+            ),
+            "it is on a read-only file system: ADD records what it attaches there before the \
+             first delegate runs, so nothing was attached (make cniDir writable)",
+        ));
+    }
     if let Some(f) = &node.readiness_file {
         readiness::wait(f, node.readiness_timeout)?;
     }
@@ -90,6 +100,7 @@ pub fn add(ctx: &Ctx<'_>) -> Result<Value, Error> {
     clear_leftovers(ctx, &netns)?;
     let mut j = journal(ctx, &netns, &atts)?;
     ctx.state.save(&j)?;
+    fault::stop_at("add:planned");
     match apply(ctx, &mut j, &atts, &netns, api.zip(pod.as_ref())) {
         Ok(doc) => Ok(doc),
         Err(e) => {
@@ -114,14 +125,28 @@ pub(crate) fn inputs(
     if let (Some(api), Some(pod)) = (api, pod) {
         let iso = node.isolation();
         if let Some(own) =
-            networks::default_network(api, pod, &iso, &node.multus_namespace, &node.conf_dir)?
+            networks::default_network(api, pod, &iso, &node.multus_namespace, &node.conf_dir)
+                .map_err(|e| for_pod(pod, e))?
         {
             cluster = own;
         }
         if node.is_system_namespace(&pod.namespace) {
             defaults.clear();
         }
-        selected = networks::selected(api, pod, &iso, &node.conf_dir)?;
+        selected =
+            networks::selected(api, pod, &iso, &node.conf_dir).map_err(|e| for_pod(pod, e))?;
+        let total = 1 + defaults.len() + selected.len();
+        if total > networks::MAX_ATTACHMENTS {
+            return Err(networks::over_limit(
+                pod,
+                format!(
+                    "the cluster network, {} defaultNetworks and {} selected networks make {total} attachments",
+                    defaults.len(),
+                    selected.len()
+                ),
+                &format!("{} attachments", networks::MAX_ATTACHMENTS),
+            ));
+        }
     }
     Ok(Inputs {
         cluster,
@@ -130,6 +155,23 @@ pub(crate) fn inputs(
         runtime_config: node.runtime_config.clone(),
         ifname: ctx.env.ifname.clone(),
     })
+}
+
+/// An API failure while resolving a pod's networks, with the pod named (the API's own message
+/// names the object it was reading).
+fn for_pod(pod: &PodMeta, e: Error) -> Error {
+    match e {
+        Error::Kubernetes {
+            msg,
+            details,
+            transient,
+        } => Error::Kubernetes {
+            msg: format!("pod {}: {msg}", pod.key()),
+            details,
+            transient,
+        },
+        other => other,
+    }
 }
 
 /// An earlier record of this attachment: a rollback marker is dropped, a crashed ADD is torn
@@ -221,8 +263,10 @@ fn apply(
             Some(netns.to_owned()),
         );
         let res = ctx.chain().add(&att.config, &inv)?;
+        fault::stop_at_indexed("add", i, ":delegate-done");
         j.mark(i, AttachmentState::Added, Some(res.clone()))?;
         ctx.state.save_progress(j)?;
+        fault::stop_at_indexed("add", i, ":recorded");
         let entries = status::entries(&att.network, &res, att.is_default, att.device_info())?;
         if let Some((api, pod)) = pod {
             // Queued: recorded while the next delegate runs (as Multus, one per interface,
@@ -234,6 +278,7 @@ fn apply(
     }
     let moved = move_default_route(atts, netns)?;
     if let Some((index, gws)) = &moved {
+        fault::stop_at("add:route-moved");
         align_gateways(&mut entries_per_att, *index, gws);
     }
     let entries: Vec<Value> = entries_per_att.into_iter().flatten().collect();
@@ -247,11 +292,13 @@ fn apply(
             details: e.details(),
             transient: e.code().0 == 11,
         })?;
+        fault::stop_at("add:status-written");
     }
     j.phase = Phase::Added;
     // Not fsynced either: after a power loss the durable plan (phase `Adding`) makes DEL tear
     // everything down, just without the strict rule.
     ctx.state.save_progress(j)?;
+    fault::stop_at("add:done");
     let mut cluster = results
         .first()
         .cloned()
@@ -362,10 +409,12 @@ fn drop_default_routes(res: &mut Value, gws: &[IpAddr]) {
 fn rollback(ctx: &Ctx<'_>, j: &mut Journal, netns: &str) {
     match teardown(ctx, j, Some(netns.to_owned()), false) {
         Ok(()) => {
+            fault::stop_at("add:rolled-back");
             if let Err(e) = ctx.state.mark_rolled_back(&j.container_id, &j.ifname) {
                 tracing::warn!(error = %e, "cannot record the rollback; removing the journal");
                 let _ = ctx.state.remove(&j.container_id, &j.ifname);
             }
+            fault::stop_at("add:marked");
         }
         Err(e) => tracing::error!(
             error = %e,

@@ -17,35 +17,64 @@
 //! - The kubelet is never asked: a journal holds every attachment's exact config (the device
 //!   ID injected) and its device-information copy, which teardown removes. A rebuilt DEL
 //!   (no journal) knows no device, so its delegates get configs without `deviceID`.
+//! - Every path ends by removing the attachment's files, its lock file included. On a
+//!   **read-only state directory** (a disk remounted read-only) DEL reads the journal, undoes
+//!   everything and succeeds, but can remove nothing: the files stay until a later DEL or GC.
 
 use serde_json::Value;
 
 use super::teardown::teardown;
 use super::{Ctx, LOCK_TIMEOUT, add, combine, plan};
 use crate::cni::{Command, Error, result};
+use crate::fault;
 use crate::k8s::pod;
 use crate::state::Phase;
 
 /// Runs DEL.
 pub fn del(ctx: &Ctx<'_>) -> Result<(), Error> {
     let env = ctx.env;
-    let _lock = ctx
-        .state
-        .lock(&env.container_id, &env.ifname, LOCK_TIMEOUT)?;
-    if ctx.state.take_rolled_back(&env.container_id, &env.ifname)? {
+    let (cid, ifname) = (env.container_id.as_str(), env.ifname.as_str());
+    let _lock = ctx.state.lock(cid, ifname, LOCK_TIMEOUT)?;
+    let read_only = ctx.state.read_only();
+    // What DEL has undone is forgotten with the journal's files (the lock file included, so a
+    // DEL without a journal leaves nothing behind either). On a read-only state directory
+    // nothing can be removed: DEL still undoes everything and succeeds, and the files stay
+    // until a later DEL or GC finds the directory writable (undoing again is a no-op).
+    let forget = || {
+        if read_only {
+            tracing::warn!(
+                dir = %ctx.state.path().display(),
+                "the plexus journal directory is read-only: its files for this attachment stay \
+                 until a later DEL or GC (tearing down again is a no-op)"
+            );
+            Ok(())
+        } else {
+            ctx.state.remove(cid, ifname)
+        }
+    };
+    let rolled_back = if read_only {
+        ctx.state
+            .rolled_back()?
+            .iter()
+            .any(|(c, i)| c == cid && i == ifname)
+    } else {
+        ctx.state.take_rolled_back(cid, ifname)?
+    };
+    if rolled_back {
         tracing::info!("the ADD of this attachment failed and was rolled back: nothing to undo");
-        return ctx.state.remove(&env.container_id, &env.ifname);
+        fault::stop_at("del:marker-taken");
+        return forget();
     }
-    match ctx.state.load(&env.container_id, &env.ifname) {
+    match ctx.state.load(cid, ifname) {
         Ok(Some(mut j)) => {
             let crashed = j.phase == Phase::Adding;
             teardown(ctx, &mut j, env.netns.clone(), crashed)?;
-            ctx.state.remove(&env.container_id, &env.ifname)
+            fault::stop_at("del:torn-down");
+            forget()
         }
         Ok(None) => {
             rebuild(ctx, false)?;
-            // Nothing to keep; this also drops the lock file this DEL created.
-            ctx.state.remove(&env.container_id, &env.ifname)
+            forget()
         }
         Err(corrupt) => {
             tracing::error!(error = %corrupt, "the journal is corrupt; tearing down from the node config and the API instead");
@@ -56,7 +85,7 @@ pub fn del(ctx: &Ctx<'_>) -> Result<(), Error> {
                     corrupt.msg()
                 ))
             })?;
-            ctx.state.remove(&env.container_id, &env.ifname)
+            forget()
         }
     }
 }

@@ -16,9 +16,10 @@
 //!   misconfigured NAD (macvlan with a missing `master` fails DEL forever) must never make a
 //!   pod undeletable.
 
-use crate::cni::Error;
+use crate::cni::{Command, Error};
 use crate::delegate::Invocation;
 use crate::devices::devinfo;
+use crate::fault;
 use crate::state::{AttachmentState, Journal};
 
 use super::{Ctx, combine, journal_config};
@@ -57,7 +58,10 @@ pub fn teardown(
             ctx.chain().del(&config, &inv, att.result.as_ref())
         });
         match outcome {
-            Ok(()) => j.mark(i, AttachmentState::Deleted, None)?,
+            Ok(()) => {
+                j.mark(i, AttachmentState::Deleted, None)?;
+                fault::stop_at_indexed(stop_prefix(ctx.env.command), i, "");
+            }
             Err(e) if att.state != AttachmentState::Added => {
                 tracing::warn!(
                     network = %att.network,
@@ -76,4 +80,14 @@ pub fn teardown(
         }
     }
     combine(errors)
+}
+
+/// The [`fault`] point prefix of a teardown run by `command` (`<cmd>:teardown`).
+fn stop_prefix(command: Command) -> &'static str {
+    match command {
+        Command::Add => "add:teardown",
+        Command::Del => "del:teardown",
+        Command::Gc => "gc:teardown",
+        _ => "teardown",
+    }
 }

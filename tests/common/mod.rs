@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use std::io::Write;
+use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
 
 /// Where Debian's `containernetworking-plugins` installs the real plugins.
@@ -10,7 +11,10 @@ pub const DEBIAN_PLUGINS: &str = "/usr/lib/cni";
 /// What one plexus run printed.
 #[derive(Debug)]
 pub struct Run {
+    /// The exit status; -1 when killed by a signal.
     pub code: i32,
+    /// The signal that killed it, if one did.
+    pub signal: Option<i32>,
     pub stdout: String,
     pub stderr: String,
 }
@@ -47,6 +51,7 @@ pub fn plexus(env: &[(&str, &str)], stdin: &str) -> Run {
     let out = child.wait_with_output().expect("wait plexus");
     Run {
         code: out.status.code().unwrap_or(-1),
+        signal: out.status.signal(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }

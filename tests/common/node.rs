@@ -297,6 +297,45 @@ impl Node {
         );
     }
 
+    /// `command` for `pod` with `env` added to the CNI environment (delegates inherit it),
+    /// `prev` as `prevResult` and `extra` merged over the node config.
+    pub fn call(
+        &self,
+        command: &str,
+        pod: &Pod,
+        env: &[(&str, &str)],
+        prev: Option<&Value>,
+        extra: &Value,
+    ) -> Run {
+        let mut config = self.config_with(extra);
+        if let Some(prev) = prev {
+            config["prevResult"] = prev.clone();
+        }
+        let mut vars = self.env(command, pod);
+        vars.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        run_plexus(&vars, &config.to_string(), CALL_TIMEOUT)
+    }
+
+    /// Every file under `cniDir` (journals, progress, lock files, rollback markers, temp
+    /// files), relative paths, sorted.
+    pub fn state_files(&self) -> Vec<String> {
+        let mut found = Vec::new();
+        collect_files(&self.cni_dir, &self.cni_dir, &mut found);
+        found.sort();
+        found
+    }
+
+    /// [`Node::assert_clean`], and `cniDir` holds no file at all (no lock file or rollback
+    /// marker either).
+    pub fn assert_spotless(&self, pod: &Pod, when: &str) {
+        self.assert_clean(pod, when);
+        let left = self.state_files();
+        assert!(
+            left.is_empty(),
+            "{when}: cniDir must be empty, found {left:?}"
+        );
+    }
+
     /// Panics unless the pod holds only `lo`, no host-local lease exists for any network and
     /// `cniDir` holds no journal file.
     pub fn assert_clean(&self, pod: &Pod, when: &str) {
@@ -555,6 +594,7 @@ pub fn run_plexus(env: &[(String, String)], stdin: &str, timeout: Duration) -> R
     .unwrap_or_else(|e| panic!("{e}"));
     Run {
         code: out.status.code().unwrap_or(-1),
+        signal: std::os::unix::process::ExitStatusExt::signal(&out.status),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }

@@ -150,8 +150,10 @@ impl Node {
                     "{} is missing: build the conformance binaries (cargo build --release -p plexus-conformance)",
                     canned.display()
                 );
+                // Copies, not links: plexus runs nothing that resolves outside its plugin
+                // directories.
                 for name in ["bridge", "macvlan"] {
-                    std::os::unix::fs::symlink(&canned, dir.join(name)).expect("symlink");
+                    std::fs::copy(&canned, dir.join(name)).expect("copy plexus-canned");
                 }
                 dir
             }

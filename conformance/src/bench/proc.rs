@@ -22,6 +22,8 @@ pub struct Outcome {
     pub wall: Duration,
     /// Exit status 0.
     pub success: bool,
+    /// How it ended (exit status or signal).
+    pub status: std::process::ExitStatus,
     /// Everything printed on stdout.
     pub stdout: Vec<u8>,
     /// KiB; only when asked for.
@@ -66,6 +68,7 @@ pub fn run(bin: &Path, env: &[(&str, &str)], stdin: &[u8], measure_rss: bool) ->
     Outcome {
         wall: start.elapsed(),
         success: status.success(),
+        status,
         stdout,
         peak_rss_kib: peak,
     }

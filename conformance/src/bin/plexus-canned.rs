@@ -5,7 +5,8 @@
 //! process start and a few writes, the same through plexus and directly. ADD prints a result in
 //! the config's `cniVersion` (one interface named `CNI_IFNAME` in `CNI_NETNS`, one address);
 //! DEL, CHECK, STATUS and GC print nothing; VERSION lists the versions. It changes nothing on
-//! the machine. Install it under the delegate's name (a symlink named `bridge` is enough).
+//! the machine. Install a copy of it under the delegate's name in a plugin directory (plexus
+//! refuses a link that resolves outside its plugin directories).
 
 use std::io::Read;
 
