@@ -3,8 +3,9 @@
 //! with the same delegates run directly. Reports total wall time, failures, what was left
 //! behind, and plexus's peak RSS.
 //!
-//! Both sides sample the peak RSS of every process they start (plexus, or the delegates for the
-//! direct side), so that the sampling's small CPU cost is paid alike.
+//! Sampling the peak RSS of every plexus process costs CPU that the direct side would not pay,
+//! so timed bursts do not sample; a separate burst measures plexus's peak RSS
+//! ([`measure`] with `sample_rss`), and its times are not reported.
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -27,10 +28,13 @@ pub struct Figures {
     pub leftover_state: Vec<String>,
     /// host-local leases left afterwards.
     pub leftover_leases: Vec<String>,
-    /// Links left in the node's namespace afterwards (beyond those before the burst).
+    /// Links left in the node's namespace afterwards (new since before the burst, bridges
+    /// excepted).
     pub leftover_links: usize,
     /// The largest peak RSS of any plexus process of the burst, KiB.
     pub peak_rss_kib: u64,
+    /// Whether this burst sampled RSS (its times are then not comparable).
+    pub sampled: bool,
 }
 
 /// Runs `work(i)` for i in 0..count on `parallel` threads; collects errors.
@@ -60,13 +64,20 @@ fn pool(
 }
 
 /// One burst through plexus and one direct.
-pub fn measure(binary: &Path, pods: usize, n: usize, parallel: usize, plugins: Plugins) -> Figures {
+pub fn measure(
+    binary: &Path,
+    pods: usize,
+    n: usize,
+    parallel: usize,
+    plugins: Plugins,
+    sample_rss: bool,
+) -> Figures {
     let node = Node::new(binary, n, plugins, None);
     let names: Vec<String> = (0..pods).map(|i| format!("burst{i}")).collect();
     for p in &names {
         node.add_pod(p);
     }
-    let baseline_links = host_links().len();
+    let baseline: Vec<String> = host_links().into_iter().map(|l| l.name).collect();
     let peak = AtomicUsize::new(0);
     let record = |kib: Option<u64>| {
         peak.fetch_max(kib.unwrap_or(0) as usize, Ordering::Relaxed);
@@ -89,7 +100,7 @@ pub fn measure(binary: &Path, pods: usize, n: usize, parallel: usize, plugins: P
                 pod: &names[i],
             },
             prev,
-            true,
+            sample_rss,
         )?;
         record(out.peak_rss_kib);
         if command == "ADD" {
@@ -105,7 +116,12 @@ pub fn measure(binary: &Path, pods: usize, n: usize, parallel: usize, plugins: P
     drop(sandboxes);
     let leftover_state = node.leftover_state();
     let leftover_leases = leftover_leases();
-    let leftover_links = host_links().len().saturating_sub(baseline_links);
+    // Links that appeared during the burst, except the bridges the bridge plugin creates on
+    // first use and keeps (they belong to the node, not to a pod).
+    let leftover_links = host_links()
+        .into_iter()
+        .filter(|l| !baseline.contains(&l.name) && l.kind.as_deref() != Some("bridge"))
+        .count();
     let plexus_peak = peak.swap(0, Ordering::Relaxed) as u64;
 
     // Directly.
@@ -138,6 +154,7 @@ pub fn measure(binary: &Path, pods: usize, n: usize, parallel: usize, plugins: P
         leftover_leases,
         leftover_links,
         peak_rss_kib: plexus_peak,
+        sampled: sample_rss,
     }
 }
 
@@ -148,20 +165,46 @@ pub fn report(bursts: &[Figures], pods: usize, n: usize, parallel: usize) {
     );
     println!("|---|---|---|---|---|---|---|");
     for (i, b) in bursts.iter().enumerate() {
+        let (times, rss) = if b.sampled {
+            (
+                "(RSS sampled: times not comparable) | | |".to_string(),
+                format!("{:.2} MiB", b.peak_rss_kib as f64 / 1024.0),
+            )
+        } else {
+            (
+                format!(
+                    "{:.2} s | {:.2} s | {:.3} |",
+                    b.plexus.as_secs_f64(),
+                    b.direct.as_secs_f64(),
+                    b.plexus.as_secs_f64() / b.direct.as_secs_f64()
+                ),
+                "not sampled".to_string(),
+            )
+        };
         println!(
-            "| run {} | {:.2} s | {:.2} s | {:.3} | {} | {} / {} / {} | {:.2} MiB |",
+            "| run {} | {times} {} | {} / {} / {} | {rss} |",
             i + 1,
-            b.plexus.as_secs_f64(),
-            b.direct.as_secs_f64(),
-            b.plexus.as_secs_f64() / b.direct.as_secs_f64(),
             b.failures.len(),
             b.leftover_state.len(),
             b.leftover_leases.len(),
             b.leftover_links,
-            b.peak_rss_kib as f64 / 1024.0
         );
         for f in &b.failures {
             println!("  failure: {f}");
         }
+    }
+    let timed: Vec<f64> = bursts
+        .iter()
+        .filter(|b| !b.sampled)
+        .map(|b| b.plexus.as_secs_f64() / b.direct.as_secs_f64())
+        .collect();
+    if !timed.is_empty() {
+        let mut t = timed.clone();
+        t.sort_by(f64::total_cmp);
+        println!(
+            "\nBurst ratio plexus/direct, median of {} bursts: {:.3}",
+            t.len(),
+            t[t.len() / 2]
+        );
     }
 }

@@ -128,8 +128,9 @@ fn main() {
         println!();
     }
     if o.mode == "burst" || o.mode == "all" {
-        let bursts: Vec<_> = (0..o.bursts)
-            .map(|_| burst::measure(&o.binary, o.pods, 3, o.parallel, o.plugins))
+        // Timed bursts, then one that samples plexus's peak RSS.
+        let bursts: Vec<_> = (0..=o.bursts)
+            .map(|i| burst::measure(&o.binary, o.pods, 3, o.parallel, o.plugins, i == o.bursts))
             .collect();
         burst::report(&bursts, o.pods, 3, o.parallel);
     }
