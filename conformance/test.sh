@@ -8,20 +8,9 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-need=""
-[ -x /usr/lib/cni/bridge ] || need="$need containernetworking-plugins"
-command -v ip >/dev/null 2>&1 || need="$need iproute2"
-command -v unshare >/dev/null 2>&1 || need="$need util-linux"
-command -v kubectl >/dev/null 2>&1 || need="$need kubernetes-client"
-if [ -n "$need" ]; then
-    if [ "$(id -u)" != 0 ]; then
-        echo "test.sh: missing packages:$need; run as root (or install them) first" >&2
-        exit 1
-    fi
-    echo "test.sh: installing$need"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need >/dev/null
-fi
+needs_caller=test.sh
+# shellcheck source=needs.sh
+. conformance/needs.sh
 
 if cargo nextest --version >/dev/null 2>&1; then
     exec cargo nextest run --workspace --no-fail-fast "$@"

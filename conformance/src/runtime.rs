@@ -31,6 +31,8 @@ pub const RESULT_CACHE: &str = "/var/lib/cni/results";
 pub const DEBIAN_PLUGINS: &str = "/usr/lib/cni";
 /// Deadline of one CNI call.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+/// host-local's lease directory (a tmpfs inside the sandbox).
+pub const LEASES: &str = "/var/lib/cni/networks";
 
 /// A pod sandbox as the runtime knows it.
 #[derive(Debug, Clone)]
@@ -226,12 +228,33 @@ impl Runtime {
 
     /// Every entry left in the result cache.
     pub fn cache_entries() -> Vec<String> {
-        fs::read_dir(RESULT_CACHE)
-            .map(|rd| {
-                rd.filter_map(Result::ok)
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default()
+        list_dir(Path::new(RESULT_CACHE))
     }
+}
+
+/// host-local leases left anywhere under [`LEASES`] as `network/address` (its lock and
+/// last-reserved bookkeeping files are not leases).
+pub fn leftover_leases() -> Vec<String> {
+    let mut out = vec![];
+    for net in list_dir(Path::new(LEASES)) {
+        for f in list_dir(&Path::new(LEASES).join(&net)) {
+            if f != "lock" && !f.starts_with("last_reserved_ip") {
+                out.push(format!("{net}/{f}"));
+            }
+        }
+    }
+    out
+}
+
+/// The names in `dir`, sorted; none when it cannot be read.
+pub fn list_dir(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
 }

@@ -60,13 +60,11 @@ use serde_json::{Map, Value, json};
 
 use crate::apiserver::ApiServer;
 use crate::netns::{Netns, host_links, veth_pair};
-use crate::runtime::{Outcome, Runtime, Sandbox};
+use crate::runtime::{Outcome, Runtime, Sandbox, leftover_leases, list_dir as list};
 use crate::{COMMAND_TIMEOUT, output_with_timeout};
 
 /// plexus's journal directory on the simulated node (its default, a tmpfs in the sandbox).
 pub const STATE_DIR: &str = "/var/lib/cni/plexus";
-/// host-local's leases.
-pub const LEASES: &str = "/var/lib/cni/networks";
 /// The status annotation.
 pub const NETWORK_STATUS: &str = "k8s.v1.cni.cncf.io/network-status";
 
@@ -761,30 +759,6 @@ pub fn cidr_contains(cidr: &str, ip: &str) -> bool {
     }
     let shift = bits - len;
     len == 0 || (n >> shift) == (a >> shift)
-}
-
-fn leftover_leases() -> Vec<String> {
-    let mut out = vec![];
-    for net in list(Path::new(LEASES)) {
-        for f in list(&Path::new(LEASES).join(&net)) {
-            if f != "lock" && !f.starts_with("last_reserved_ip") {
-                out.push(format!("{net}/{f}"));
-            }
-        }
-    }
-    out
-}
-
-fn list(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(Result::ok)
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
 }
 
 #[cfg(test)]

@@ -12,8 +12,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use super::pod::{Node, Plugins, leftover_leases};
+use super::pod::{Node, Plugins};
 use crate::netns::{Netns, host_links};
+use crate::runtime::leftover_leases;
 
 /// The figures of one burst pair.
 #[derive(Debug)]

@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use super::proc::{Outcome, run};
 use crate::apiserver::ApiServer;
 use crate::netns::veth_pair;
+use crate::runtime::list_dir as list;
 
 /// The Debian plugins.
 pub const REAL_PLUGINS: &str = "/usr/lib/cni";
@@ -365,30 +366,4 @@ impl Node {
     pub fn leftover_state(&self) -> Vec<String> {
         list(&self.state_dir)
     }
-}
-
-/// host-local leases left anywhere under `/var/lib/cni/networks` (its lock and last-reserved
-/// bookkeeping files are not leases).
-pub fn leftover_leases() -> Vec<String> {
-    let mut out = vec![];
-    for net in list(Path::new("/var/lib/cni/networks")) {
-        for f in list(&Path::new("/var/lib/cni/networks").join(&net)) {
-            if f != "lock" && !f.starts_with("last_reserved_ip") {
-                out.push(format!("{net}/{f}"));
-            }
-        }
-    }
-    out
-}
-
-fn list(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(Result::ok)
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
 }

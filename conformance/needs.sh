@@ -1,0 +1,18 @@
+# needs.sh: sourced by demo.sh and test.sh (not run on its own). Installs, as root, the Debian
+# packages the demo and the tests need when they are missing: the CNI plugins, iproute2 (ip),
+# util-linux (unshare) and kubernetes-client (kubectl). $needs_caller names the caller.
+# shellcheck shell=sh
+need=""
+[ -x /usr/lib/cni/bridge ] || need="$need containernetworking-plugins"
+command -v ip >/dev/null 2>&1 || need="$need iproute2"
+command -v unshare >/dev/null 2>&1 || need="$need util-linux"
+command -v kubectl >/dev/null 2>&1 || need="$need kubernetes-client"
+if [ -n "$need" ]; then
+    if [ "$(id -u)" != 0 ]; then
+        echo "$needs_caller: missing packages:$need; run as root (or install them) first" >&2
+        exit 1
+    fi
+    echo "$needs_caller: installing$need"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need >/dev/null
+fi
