@@ -44,6 +44,7 @@ pub mod podresources;
 pub mod runtime;
 pub mod sandbox;
 pub mod scenario;
+pub mod signals;
 pub mod soak;
 
 use std::io::{Read, Write};

@@ -34,6 +34,24 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// host-local's lease directory (a tmpfs inside the sandbox).
 pub const LEASES: &str = "/var/lib/cni/networks";
 
+/// What a single plugin reads on stdin for `config`, as libcni gives it: a conflist's first
+/// plugin with the list's `name` and `cniVersion`; a single config as it is.
+pub fn plugin_config(config: &Value) -> Value {
+    match config
+        .get("plugins")
+        .and_then(Value::as_array)
+        .and_then(|p| p.first())
+    {
+        Some(first) => {
+            let mut p = first.clone();
+            p["name"] = config["name"].clone();
+            p["cniVersion"] = config["cniVersion"].clone();
+            p
+        }
+        None => config.clone(),
+    }
+}
+
 /// A pod sandbox as the runtime knows it.
 #[derive(Debug, Clone)]
 pub struct Sandbox {
@@ -132,9 +150,7 @@ impl Runtime {
 
     /// The plugin's stdin: its config with the list's name and version (and `prevResult`).
     fn stdin(&self, prev: Option<&Value>) -> Value {
-        let mut p = self.conflist["plugins"][0].clone();
-        p["name"] = self.conflist["name"].clone();
-        p["cniVersion"] = self.conflist["cniVersion"].clone();
+        let mut p = plugin_config(&self.conflist);
         if let Some(prev) = prev {
             p["prevResult"] = prev.clone();
         }

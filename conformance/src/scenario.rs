@@ -283,15 +283,7 @@ pub fn run(path: &Path, repo: &Path, plexus: &Path, mode: Mode) -> Result<(), Ve
     let kubeconfig = work.path().join("kubeconfig");
     api.write_kubeconfig(&kubeconfig);
     for o in &sc.objects {
-        let p = repo.join(o);
-        let loaded = if p.is_dir() {
-            api.load_yaml_dir(&p)
-        } else {
-            std::fs::read_to_string(&p)
-                .map_err(|e| format!("{}: {e}", p.display()))
-                .and_then(|t| api.load_yaml_str(&t))
-        };
-        if let Err(e) = loaded {
+        if let Err(e) = api.load_yaml_path(&repo.join(o)) {
             return Err(vec![format!("loading {o}: {e}")]);
         }
     }

@@ -385,6 +385,18 @@ impl ApiServer {
         Ok(n)
     }
 
+    /// [`ApiServer::load_yaml_dir`] for a directory, else [`ApiServer::load_yaml_str`] on the
+    /// file's text. Returns the number of objects stored.
+    pub fn load_yaml_path(&self, path: &Path) -> Result<usize, String> {
+        if path.is_dir() {
+            return self.load_yaml_dir(path);
+        }
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("reading {}: {e}", path.display()))?;
+        self.load_yaml_str(&text)
+            .map_err(|e| format!("{}: {e}", path.display()))
+    }
+
     /// Delays every response (failures and 401s included) by `latency`; zero turns it off.
     pub fn set_latency(&self, latency: Duration) {
         lock(&self.shared.faults).latency = latency;

@@ -54,15 +54,7 @@ impl Net {
 
     /// What the delegate reads on stdin (a conflist's single plugin gets its name and version).
     fn plugin_stdin(&self) -> Value {
-        match self.config.get("plugins").and_then(Value::as_array) {
-            Some(plugins) => {
-                let mut p = plugins[0].clone();
-                p["name"] = self.config["name"].clone();
-                p["cniVersion"] = self.config["cniVersion"].clone();
-                p
-            }
-            None => self.config.clone(),
-        }
+        crate::runtime::plugin_config(&self.config)
     }
 }
 

@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use plexus_conformance::apiserver::{ApiServer, Options};
+use plexus_conformance::signals::Termination;
 
 const USAGE: &str =
     "usage: plexus-apiserver [--load DIR_OR_FILE]... [--kubeconfig PATH] [--port N] [--token T]";
@@ -60,27 +61,6 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
-/// Blocks SIGTERM and SIGINT in this thread (and so in every thread started after), so that
-/// `sigwait` receives them.
-fn block_signals() -> libc::sigset_t {
-    // SAFETY: plain libc signal-mask calls on a local, initialised sigset_t.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        set
-    }
-}
-
-fn wait_for_signal(set: &libc::sigset_t) -> i32 {
-    let mut sig = 0;
-    // SAFETY: `set` is initialised and `sig` is a valid out-pointer.
-    let rc = unsafe { libc::sigwait(set, &mut sig) };
-    if rc != 0 { libc::SIGTERM } else { sig }
-}
-
 /// What `ApiServer::write_kubeconfig` does, with the error returned instead of a panic.
 fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -102,7 +82,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let signals = block_signals();
+    let signals = Termination::block();
     let api = match ApiServer::try_start_with(args.options) {
         Ok(api) => api,
         Err(e) => {
@@ -111,13 +91,7 @@ fn main() -> ExitCode {
         }
     };
     for path in &args.load {
-        let loaded = if path.is_dir() {
-            api.load_yaml_dir(path)
-        } else {
-            std::fs::read_to_string(path)
-                .map_err(|e| format!("reading {}: {e}", path.display()))
-                .and_then(|text| api.load_yaml_str(&text))
-        };
+        let loaded = api.load_yaml_path(path);
         match loaded {
             Ok(n) => eprintln!(
                 "plexus-apiserver: loaded {n} objects from {}",
@@ -138,7 +112,7 @@ fn main() -> ExitCode {
     }
     println!("{}", api.url());
     let _ = std::io::stdout().flush();
-    let sig = wait_for_signal(&signals);
+    let sig = signals.wait();
     eprintln!("plexus-apiserver: signal {sig}, stopping");
     drop(api);
     ExitCode::SUCCESS

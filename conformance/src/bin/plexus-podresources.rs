@@ -18,6 +18,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use plexus_conformance::podresources::PodResourcesServer;
+use plexus_conformance::signals::Termination;
 
 const USAGE: &str =
     "usage: plexus-podresources --socket PATH [--load FILE.json] [--no-get] [--delay-ms N]";
@@ -63,19 +64,6 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
-/// Blocks SIGTERM and SIGINT in this thread (and every thread started after), for `sigwait`.
-fn block_signals() -> libc::sigset_t {
-    // SAFETY: plain libc signal-mask calls on a local, initialised sigset_t.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        set
-    }
-}
-
 fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(a) => a,
@@ -88,7 +76,7 @@ fn main() -> ExitCode {
         eprintln!("plexus-podresources: --socket is required\n{USAGE}");
         return ExitCode::from(2);
     };
-    let signals = block_signals();
+    let signals = Termination::block();
     let server = match PodResourcesServer::try_start(&socket) {
         Ok(s) => s,
         Err(e) => {
@@ -112,9 +100,7 @@ fn main() -> ExitCode {
     server.set_delay(args.delay);
     println!("{}", socket.display());
     let _ = std::io::stdout().flush();
-    let mut sig = 0;
-    // SAFETY: `signals` is initialised and `sig` is a valid out-pointer.
-    unsafe { libc::sigwait(&signals, &mut sig) };
+    let sig = signals.wait();
     eprintln!("plexus-podresources: signal {sig}, stopping");
     drop(server);
     ExitCode::SUCCESS
