@@ -64,15 +64,53 @@ pub struct DefaultRoute {
 ///
 /// Used to refuse an interface name that is already present in the pod.
 pub fn interface_names(netns: &Path) -> Result<Vec<String>, Error> {
-    in_netns(netns, || {
-        let links = Rtnl::open().and_then(|mut nl| nl.links()).map_err(|e| {
-            Error::io(
-                format!("cannot list the interfaces in {}", netns.display()),
-                e,
-            )
-        })?;
-        Ok(links.into_iter().map(|(_, name)| name).collect())
-    })
+    start_interface_names(netns).wait()
+}
+
+/// [`interface_names`] started on its own thread, so that the listing runs while the caller
+/// does something else (ADD reads the pod and its networks from the API meanwhile); the
+/// answer is [`PendingNames::wait`]. Dropping it without waiting lets the thread finish alone.
+pub fn start_interface_names(netns: &Path) -> PendingNames {
+    let path = netns.to_path_buf();
+    let spawned = std::thread::Builder::new()
+        .name("plexus-netns".to_owned())
+        .spawn(move || {
+            let file = open_netns(&path)?;
+            nix::sched::setns(&file, CloneFlags::CLONE_NEWNET)
+                .map_err(|e| setns_error(&path, e))?;
+            drop(file);
+            list_names(&path)
+        });
+    PendingNames(spawned.map_err(|e| {
+        Error::io(
+            format!("cannot start a thread to enter {}", netns.display()),
+            e,
+        )
+    }))
+}
+
+/// The interface listing of [`start_interface_names`], still running.
+#[derive(Debug)]
+pub struct PendingNames(Result<std::thread::JoinHandle<Result<Vec<String>, Error>>, Error>);
+
+impl PendingNames {
+    /// The names, as [`interface_names`] returns them. A panic of the listing is resumed here.
+    pub fn wait(self) -> Result<Vec<String>, Error> {
+        self.0?
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    }
+}
+
+/// The links of the namespace the calling thread is in.
+fn list_names(netns: &Path) -> Result<Vec<String>, Error> {
+    let links = Rtnl::open().and_then(|mut nl| nl.links()).map_err(|e| {
+        Error::io(
+            format!("cannot list the interfaces in {}", netns.display()),
+            e,
+        )
+    })?;
+    Ok(links.into_iter().map(|(_, name)| name).collect())
 }
 
 /// The default routes of the main table in the namespace at `netns`, IPv4 first, each family

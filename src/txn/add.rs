@@ -72,13 +72,15 @@ pub fn add(ctx: &Ctx<'_>) -> Result<Value, Error> {
         .netns
         .clone()
         .ok_or_else(|| Error::MissingEnv(vec!["CNI_NETNS"]))?;
+    // The pod's current interfaces are listed while the API is read.
+    let listing = netns::start_interface_names(Path::new(&netns));
     let api = ctx.api()?;
     let pod = match (api, ctx.pod_ref()) {
         (Some(api), Some(r)) => Some(pod::lookup(api, &r, Command::Add)?),
         _ => None,
     };
     let inputs = inputs(ctx, api, pod.as_ref())?;
-    let existing = netns::interface_names(Path::new(&netns))?;
+    let existing = listing.wait()?;
     let mut atts = plan::plan(inputs, &existing)?;
     let pod_ref = ctx.pod_ref();
     let found = devices::assign(
