@@ -47,9 +47,16 @@ pub fn run(bin: &Path, env: &[(&str, &str)], stdin: &[u8], measure_rss: bool) ->
     let mut peak = None;
     if measure_rss {
         let status = format!("/proc/{}/status", child.id());
+        // The kernel's 15-byte command name of the image: a sample of anything else (the
+        // process before its exec completed) is not the benchmarked program's.
+        let name: String = bin
+            .file_name()
+            .map(|n| n.to_string_lossy().chars().take(15).collect())
+            .unwrap_or_default();
         loop {
             if let Some(kib) = std::fs::read_to_string(&status)
                 .ok()
+                .filter(|s| proc_name(s) == Some(name.as_str()))
                 .and_then(|s| vm_hwm_kib(&s))
             {
                 peak = Some(peak.map_or(kib, |p: u64| p.max(kib)));
@@ -74,6 +81,14 @@ pub fn run(bin: &Path, env: &[(&str, &str)], stdin: &[u8], measure_rss: bool) ->
     }
 }
 
+/// `Name` of a `/proc/<pid>/status` text.
+fn proc_name(status: &str) -> Option<&str> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Name:"))
+        .map(str::trim)
+}
+
 /// `VmHWM` of a `/proc/<pid>/status` text, in KiB (absent once the process has exited).
 fn vm_hwm_kib(status: &str) -> Option<u64> {
     status
@@ -90,6 +105,7 @@ mod tests {
     fn reads_the_high_water_mark() {
         let s = "Name:\tplexus\nVmPeak:\t  10000 kB\nVmHWM:\t    4321 kB\nVmRSS:\t 4000 kB\n";
         assert_eq!(vm_hwm_kib(s), Some(4321));
+        assert_eq!(proc_name(s), Some("plexus"));
         assert_eq!(vm_hwm_kib("Name:\tzombie\nState:\tZ\n"), None);
     }
 
