@@ -90,13 +90,16 @@ pub fn run(
     }
     let span = tracing::info_span!("plexus", command = %env.command, container = %env.container_id, ifname = %env.ifname);
     let _g = span.enter();
-    match dispatch(&env, &node, exec) {
+    tracing::debug!("call received");
+    let response = match dispatch(&env, &node, exec) {
         Ok(doc) => Response::ok(doc),
         Err(e) => {
             tracing::error!(error = %e, details = %e.details(), "failed");
             Response::error(&e, version)
         }
-    }
+    };
+    tracing::debug!(exit_code = response.exit_code, "answer ready");
+    response
 }
 
 fn dispatch(env: &Env, node: &NodeConfig, exec: &dyn Exec) -> Result<Option<Value>, Error> {

@@ -202,11 +202,13 @@ impl Client {
                 config_error(format!("cannot build a Kubernetes client for {server}"), e)
             })?
         };
+        let worker = Worker::start(rt)?;
+        tracing::debug!(server, "Kubernetes client ready");
         Ok(Some(Client {
             client,
             server,
             budget: opts.call_budget,
-            worker: Worker::start(rt)?,
+            worker,
         }))
     }
 
