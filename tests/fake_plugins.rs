@@ -459,3 +459,37 @@ fn unknown_node_config_keys_are_logged_not_fatal() {
         );
     });
 }
+
+/// A delegate that exits without reading its config: plexus's write of the rest of the config
+/// fails with EPIPE. plexus must take that as the plugin's business (SIGPIPE is ignored: it
+/// defines its own C `main`, see src/main.rs) and report the exit, not die of the signal with
+/// nothing on stdout.
+#[test]
+fn delegate_that_never_reads_its_config_is_reported_not_fatal() {
+    sandbox::run(
+        "delegate_that_never_reads_its_config_is_reported_not_fatal",
+        || {
+            let bin = tempfile::tempdir().unwrap();
+            let script = bin.path().join("nostdin");
+            std::fs::write(&script, "#!/bin/sh\nexit 3\n").unwrap();
+            std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .unwrap();
+            // Four times a pipe's buffer: the writes cannot all land before the plugin exits.
+            let pad = "x".repeat(256 * 1024);
+            let node = json!({
+                "cniVersion": "1.1.0", "name": "plexus", "type": "plexus",
+                "binDir": bin.path().display().to_string(),
+                "cniDir": "/run/cni/plexus",
+                "delegates": [{"cniVersion": "1.0.0", "name": "fakenet", "type": "nostdin", "pad": pad}]
+            });
+            let d = tempfile::tempdir().unwrap();
+            let r = call("ADD", d.path(), &node.to_string());
+            assert_error(
+                &r,
+                json!({"cniVersion":"1.1.0","code":999,
+                   "msg":"delegate plugin \"nostdin\" for network \"fakenet\" (ADD) exited with status 3 and printed no error",
+                   "details":"the plugin wrote nothing on stderr"}),
+            );
+        },
+    );
+}
