@@ -16,9 +16,10 @@ use serde_json::Value;
 
 use crate::cni::{Command, Env, Error, Version};
 use crate::delegate::Exec;
+use crate::k8s::pod::PodRef;
 use crate::node::{NodeConfig, decode_stdin};
 use crate::state::StateDir;
-use crate::txn::{self, Ctx, LazyClient};
+use crate::txn::{self, ApiSource, Ctx, LazyClient};
 
 /// What to print and how to exit.
 #[derive(Debug, Clone, PartialEq)]
@@ -103,8 +104,11 @@ pub fn run(
 }
 
 fn dispatch(env: &Env, node: &NodeConfig, exec: &dyn Exec) -> Result<Option<Value>, Error> {
-    let state = StateDir::open(&node.cni_dir)?;
     let apis = LazyClient::new(node.client_options());
+    if env.command == Command::Add {
+        prefetch_pod(env, node, &apis);
+    }
+    let state = StateDir::open(&node.cni_dir)?;
     let kubelet = node.device_source();
     let ctx = Ctx {
         env,
@@ -121,5 +125,24 @@ fn dispatch(env: &Env, node: &NodeConfig, exec: &dyn Exec) -> Result<Option<Valu
         Command::Status => txn::status::status(&ctx).map(|()| None),
         Command::Gc => txn::gc::gc(&ctx).map(|()| None),
         Command::Version => Ok(Some(crate::cni::version::version_answer())),
+    }
+}
+
+/// ADD's first API call is the pod read, and the first call pays for connecting (TCP and the
+/// TLS handshake). Starting it here, before the journal directory is opened, lets the
+/// connection be made while plexus goes on with its own start (opening the journal directory,
+/// starting the interface listing); ADD then takes the answer where it reads the pod, with
+/// the same retries, budget and errors. Not when ADD is going to wait for the readiness
+/// indicator first (the pod is read after the wait then), and nothing here fails: a client
+/// that cannot be built is reported by ADD itself.
+fn prefetch_pod(env: &Env, node: &NodeConfig, apis: &LazyClient) {
+    if node.readiness_file.as_ref().is_some_and(|f| !f.exists()) {
+        return;
+    }
+    let Some(pod) = PodRef::from_args(&env.args) else {
+        return;
+    };
+    if let Ok(Some(api)) = apis.api() {
+        api.prefetch_pod(&pod.namespace, &pod.name);
     }
 }

@@ -61,6 +61,10 @@ impl EventType {
 pub trait KubeApi {
     /// The pod's metadata. A missing pod is an error naming it.
     fn pod(&self, namespace: &str, name: &str) -> Result<PodMeta, Error>;
+    /// Starts reading the pod without waiting, so that connecting to the API server overlaps
+    /// with the caller's own work; the next [`pod`](KubeApi::pod) of the same pod takes that
+    /// answer. A hint: the default does nothing.
+    fn prefetch_pod(&self, _namespace: &str, _name: &str) {}
     /// A NAD, or `None` when it does not exist.
     fn nad(&self, namespace: &str, name: &str) -> Result<Option<Nad>, Error>;
     /// Sets one annotation of a pod through `pods/status`.

@@ -31,12 +31,14 @@
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::mpsc;
+use std::sync::{Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
-use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::{
+    Api, ApiResource, DynamicObject, PartialObjectMeta, Patch, PatchParams, PostParams,
+};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::json;
 
@@ -88,7 +90,15 @@ pub struct Client {
     server: String,
     budget: Duration,
     worker: Worker,
+    /// A pod read started by [`KubeApi::prefetch_pod`]: (namespace, name) and its answer.
+    prefetched: Mutex<Option<Prefetch>>,
 }
+
+/// The pending answer of a prefetched pod read.
+type Prefetch = (
+    (String, String),
+    mpsc::Receiver<Result<Option<PartialObjectMeta<Pod>>, Error>>,
+);
 
 /// A unit of work for the worker.
 type Job = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
@@ -157,7 +167,7 @@ impl Drop for Worker {
         if let Err(mpsc::RecvTimeoutError::Timeout) = self.done.recv_timeout(FLUSH_BOUND) {
             tracing::warn!(
                 bound_ms = FLUSH_BOUND.as_millis() as u64,
-                "queued Kubernetes Events not finished in time; not waiting for them"
+                "queued Kubernetes requests (Events, an unused pod prefetch) not finished in time; not waiting for them"
             );
         }
     }
@@ -209,6 +219,7 @@ impl Client {
             server,
             budget: opts.call_budget,
             worker,
+            prefetched: Mutex::new(None),
         }))
     }
 
@@ -344,15 +355,58 @@ fn is_transient(e: &kube::Error) -> bool {
     }
 }
 
-impl KubeApi for Client {
-    fn pod(&self, namespace: &str, name: &str) -> Result<PodMeta, Error> {
+impl Client {
+    /// The retry loop of reading a pod's metadata (`None`: no such pod).
+    fn pod_read(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<PartialObjectMeta<Pod>>, Error>> + Send + 'static {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         let what = format!("reading pod {namespace}/{name}");
         let owned = name.to_owned();
-        let found = self.call(what, self.budget, move || {
+        attempts(self.server.clone(), what, self.budget, true, move || {
             let (api, name) = (api.clone(), owned.clone());
             async move { api.get_metadata_opt(&name).await }
-        })?;
+        })
+    }
+
+    /// The answer of a prefetch of this pod, when one was started.
+    fn take_prefetched(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Option<mpsc::Receiver<Result<Option<PartialObjectMeta<Pod>>, Error>>> {
+        let mut slot = self.prefetched.lock().ok()?;
+        match slot.take() {
+            Some((key, rx)) if key.0 == namespace && key.1 == name => Some(rx),
+            other => {
+                *slot = other;
+                None
+            }
+        }
+    }
+}
+
+impl KubeApi for Client {
+    fn prefetch_pod(&self, namespace: &str, name: &str) {
+        let (tx, rx) = mpsc::sync_channel(1);
+        let read = self.pod_read(namespace, name);
+        if self.worker.submit(async move {
+            let _ = tx.send(read.await);
+        }) && let Ok(mut slot) = self.prefetched.lock()
+        {
+            *slot = Some(((namespace.to_owned(), name.to_owned()), rx));
+        }
+    }
+
+    fn pod(&self, namespace: &str, name: &str) -> Result<PodMeta, Error> {
+        let found = match self.take_prefetched(namespace, name) {
+            Some(rx) => rx
+                .recv()
+                .map_err(|_| Error::Internal("the Kubernetes client thread stopped".into()))?,
+            None => self.worker.run(self.pod_read(namespace, name))?,
+        }?;
         let Some(pod) = found else {
             return Err(Error::Kubernetes {
                 msg: format!("pod {namespace}/{name} not found in the Kubernetes API"),
