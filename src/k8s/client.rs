@@ -23,6 +23,11 @@
 //! previous attachment's `AddedInterface` event is being recorded). Dropping the [`Client`]
 //! closes the queue and waits, at most [`FLUSH_BOUND`], for the queued Events.
 //!
+//! ADD's pod read can be started early ([`KubeApi::prefetch_pod`], called before the journal
+//! directory is opened): it is queued like any call, with the same retries and budget, and the
+//! `pod` call that follows takes its answer, so the connection is being made while plexus goes
+//! on with its own start.
+//!
 //! Tokens and kubeconfig contents never reach a log or an error message. The kubeconfig and
 //! the `tokenFile` it names are checked before use ([`crate::perms::secret_file`]): owned by
 //! plexus's user or root, not writable by anyone else (refused), not readable by anyone else
