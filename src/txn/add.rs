@@ -2,9 +2,13 @@
 //!
 //! 1. Wait for the readiness indicator (bounded), read the pod (UID rule), resolve the node's
 //!    networks, the default-network annotation and the selected networks, read the interface
-//!    names already in the pod, and [plan](super::plan); when a network names a device-plugin
+//!    names already in the pod, and [plan]; when a network names a device-plugin
 //!    resource, ask the kubelet once for the pod's devices and read their device-information
-//!    files ([`crate::devices`]). Nothing is attached yet; any problem fails ADD here.
+//!    files ([`crate::devices`]). Nothing is attached yet; any problem fails ADD here. The
+//!    pod read was started before the journal directory was opened
+//!    ([`KubeApi::prefetch_pod`], from [`crate::plugin`]), and the interface names are listed
+//!    on the netns thread while the API is read: the connection to the API server, the
+//!    slowest part of this step, overlaps with plexus's own work.
 //! 2. Lock the attachment and write the journal (every attachment `Planned`, with its exact
 //!    delegate config bytes). A journal left by an earlier ADD that crashed is torn down first.
 //! 3. For each attachment in order: write its device-information copy (when it has one; the
