@@ -69,37 +69,9 @@ pub fn interface_names(netns: &Path) -> Result<Vec<String>, Error> {
 
 /// [`interface_names`] started on its own thread, so that the listing runs while the caller
 /// does something else (ADD reads the pod and its networks from the API meanwhile); the
-/// answer is [`PendingNames::wait`]. Dropping it without waiting lets the thread finish alone.
-pub fn start_interface_names(netns: &Path) -> PendingNames {
-    let path = netns.to_path_buf();
-    let spawned = std::thread::Builder::new()
-        .name("plexus-netns".to_owned())
-        .spawn(move || {
-            let file = open_netns(&path)?;
-            nix::sched::setns(&file, CloneFlags::CLONE_NEWNET)
-                .map_err(|e| setns_error(&path, e))?;
-            drop(file);
-            list_names(&path)
-        });
-    PendingNames(spawned.map_err(|e| {
-        Error::io(
-            format!("cannot start a thread to enter {}", netns.display()),
-            e,
-        )
-    }))
-}
-
-/// The interface listing of [`start_interface_names`], still running.
-#[derive(Debug)]
-pub struct PendingNames(Result<std::thread::JoinHandle<Result<Vec<String>, Error>>, Error>);
-
-impl PendingNames {
-    /// The names, as [`interface_names`] returns them. A panic of the listing is resumed here.
-    pub fn wait(self) -> Result<Vec<String>, Error> {
-        self.0?
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-    }
+/// answer is [`InNetns::wait`]. Dropping it without waiting lets the thread finish alone.
+pub fn start_interface_names(netns: &Path) -> InNetns<Vec<String>> {
+    spawn_in_netns(netns, list_names)
 }
 
 /// The links of the namespace the calling thread is in.
@@ -119,7 +91,7 @@ fn list_names(netns: &Path) -> Result<Vec<String>, Error> {
 /// What the pod's network-status must agree with, and what tests check
 /// [`set_default_route`] against.
 pub fn default_routes(netns: &Path) -> Result<Vec<DefaultRoute>, Error> {
-    in_netns(netns, || {
+    in_netns(netns, |netns| {
         let read = || -> Result<Vec<DefaultRoute>, NlError> {
             let mut nl = Rtnl::open()?;
             let links = nl.links()?;
@@ -151,7 +123,9 @@ pub fn default_routes(netns: &Path) -> Result<Vec<DefaultRoute>, Error> {
 /// worked.
 pub fn set_default_route(netns: &Path, ifname: &str, gateway: IpAddr) -> Result<(), Error> {
     check_gateway(gateway)?;
-    in_netns(netns, || {
+    let owned = ifname.to_owned();
+    in_netns(netns, move |netns| {
+        let ifname = owned.as_str();
         let where_ = format!("dev {ifname} in {}", netns.display());
         let mut nl = Rtnl::open().map_err(|e| {
             Error::io(
@@ -243,30 +217,50 @@ fn check_gateway(gateway: IpAddr) -> Result<(), Error> {
 /// Runs `work` on a new thread that has entered the network namespace at `netns`, and
 /// returns what it returned. The calling thread never changes namespace; the worker exits
 /// when `work` is done. A panic in `work` is resumed on the caller.
-fn in_netns<T: Send>(
+fn in_netns<T: Send + 'static>(
     netns: &Path,
-    work: impl FnOnce() -> Result<T, Error> + Send,
+    work: impl FnOnce(&Path) -> Result<T, Error> + Send + 'static,
 ) -> Result<T, Error> {
-    let file = open_netns(netns)?;
-    std::thread::scope(|scope| {
-        let worker = std::thread::Builder::new()
+    spawn_in_netns(netns, work).wait()
+}
+
+/// [`in_netns`] without waiting: `work` (given the namespace's path) runs on a new thread
+/// that has entered the namespace, and [`InNetns::wait`] gives its answer.
+fn spawn_in_netns<T: Send + 'static>(
+    netns: &Path,
+    work: impl FnOnce(&Path) -> Result<T, Error> + Send + 'static,
+) -> InNetns<T> {
+    let started = open_netns(netns).and_then(|file| {
+        let path = netns.to_path_buf();
+        std::thread::Builder::new()
             .name("plexus-netns".to_owned())
-            .spawn_scoped(scope, || {
+            .spawn(move || {
                 nix::sched::setns(&file, CloneFlags::CLONE_NEWNET)
-                    .map_err(|e| setns_error(netns, e))?;
+                    .map_err(|e| setns_error(&path, e))?;
                 drop(file);
-                work()
+                work(&path)
             })
             .map_err(|e| {
                 Error::io(
                     format!("cannot start a thread to enter {}", netns.display()),
                     e,
                 )
-            })?;
-        worker
+            })
+    });
+    InNetns(started)
+}
+
+/// Work running in a network namespace ([`start_interface_names`]), not waited for yet.
+#[derive(Debug)]
+pub struct InNetns<T>(Result<std::thread::JoinHandle<Result<T, Error>>, Error>);
+
+impl<T> InNetns<T> {
+    /// The work's answer, or why it could not run. A panic of the work is resumed here.
+    pub fn wait(self) -> Result<T, Error> {
+        self.0?
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-    })
+    }
 }
 
 fn open_netns(netns: &Path) -> Result<File, Error> {
