@@ -99,11 +99,11 @@ pub struct Client {
     prefetched: Mutex<Option<Prefetch>>,
 }
 
-/// The pending answer of a prefetched pod read.
-type Prefetch = (
-    (String, String),
-    mpsc::Receiver<Result<Option<PartialObjectMeta<Pod>>, Error>>,
-);
+/// A prefetched pod read: (namespace, name) and its pending answer.
+type Prefetch = ((String, String), PodAnswer);
+
+/// The pending answer of a pod read (`None`: no such pod).
+type PodAnswer = mpsc::Receiver<Result<Option<PartialObjectMeta<Pod>>, Error>>;
 
 /// A unit of work for the worker.
 type Job = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
@@ -145,8 +145,8 @@ impl Worker {
         self.jobs.as_ref().is_some_and(|q| q.send(job).is_ok())
     }
 
-    /// Runs `fut` on the worker and waits for its output.
-    fn run<T, F>(&self, fut: F) -> Result<T, Error>
+    /// Queues `fut`; its output comes on the returned channel (see [`answer`]).
+    fn queue<T, F>(&self, fut: F) -> Result<mpsc::Receiver<T>, Error>
     where
         T: Send + 'static,
         F: Future<Output = T> + Send + 'static,
@@ -160,9 +160,23 @@ impl Worker {
                 "the Kubernetes client thread is gone".into(),
             ));
         }
-        rx.recv()
-            .map_err(|_| Error::Internal("the Kubernetes client thread stopped".into()))
+        Ok(rx)
     }
+
+    /// Runs `fut` on the worker and waits for its output.
+    fn run<T, F>(&self, fut: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: Future<Output = T> + Send + 'static,
+    {
+        answer(self.queue(fut)?)
+    }
+}
+
+/// Waits for the output of a job [`Worker::queue`]d.
+fn answer<T>(rx: mpsc::Receiver<T>) -> Result<T, Error> {
+    rx.recv()
+        .map_err(|_| Error::Internal("the Kubernetes client thread stopped".into()))
 }
 
 impl Drop for Worker {
@@ -377,11 +391,7 @@ impl Client {
     }
 
     /// The answer of a prefetch of this pod, when one was started.
-    fn take_prefetched(
-        &self,
-        namespace: &str,
-        name: &str,
-    ) -> Option<mpsc::Receiver<Result<Option<PartialObjectMeta<Pod>>, Error>>> {
+    fn take_prefetched(&self, namespace: &str, name: &str) -> Option<PodAnswer> {
         let mut slot = self.prefetched.lock().ok()?;
         match slot.take() {
             Some((key, rx)) if key.0 == namespace && key.1 == name => Some(rx),
@@ -395,11 +405,8 @@ impl Client {
 
 impl KubeApi for Client {
     fn prefetch_pod(&self, namespace: &str, name: &str) {
-        let (tx, rx) = mpsc::sync_channel(1);
-        let read = self.pod_read(namespace, name);
-        if self.worker.submit(async move {
-            let _ = tx.send(read.await);
-        }) && let Ok(mut slot) = self.prefetched.lock()
+        if let Ok(rx) = self.worker.queue(self.pod_read(namespace, name))
+            && let Ok(mut slot) = self.prefetched.lock()
         {
             *slot = Some(((namespace.to_owned(), name.to_owned()), rx));
         }
@@ -407,9 +414,7 @@ impl KubeApi for Client {
 
     fn pod(&self, namespace: &str, name: &str) -> Result<PodMeta, Error> {
         let found = match self.take_prefetched(namespace, name) {
-            Some(rx) => rx
-                .recv()
-                .map_err(|_| Error::Internal("the Kubernetes client thread stopped".into()))?,
+            Some(rx) => answer(rx)?,
             None => self.worker.run(self.pod_read(namespace, name))?,
         }?;
         let Some(pod) = found else {
