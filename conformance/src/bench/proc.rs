@@ -81,20 +81,26 @@ pub fn run(bin: &Path, env: &[(&str, &str)], stdin: &[u8], measure_rss: bool) ->
     }
 }
 
-/// `Name` of a `/proc/<pid>/status` text.
-fn proc_name(status: &str) -> Option<&str> {
+/// The value of field `key` of a `/proc/<pid>/status` text, trimmed.
+fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
     status
         .lines()
-        .find_map(|l| l.strip_prefix("Name:"))
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
         .map(str::trim)
+}
+
+/// `Name` of a `/proc/<pid>/status` text.
+fn proc_name(status: &str) -> Option<&str> {
+    status_field(status, "Name")
 }
 
 /// `VmHWM` of a `/proc/<pid>/status` text, in KiB (absent once the process has exited).
 fn vm_hwm_kib(status: &str) -> Option<u64> {
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    status_field(status, "VmHWM")?
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
 }
 
 #[cfg(test)]
