@@ -38,6 +38,7 @@
 
 pub mod apiserver;
 pub mod bench;
+pub mod flags;
 pub mod netns;
 pub mod plugins;
 pub mod podresources;

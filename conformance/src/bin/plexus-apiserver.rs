@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use plexus_conformance::apiserver::{ApiServer, Options};
+use plexus_conformance::flags::Flags;
 use plexus_conformance::signals::Termination;
 
 const USAGE: &str =
@@ -31,31 +32,14 @@ fn parse_args() -> Result<Args, String> {
         kubeconfig: None,
         options: Options::default(),
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
-            _ => (arg.clone(), None),
-        };
-        if flag == "--help" || flag == "-h" {
-            println!("{USAGE}");
-            std::process::exit(0);
-        }
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| it.next())
-                .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))
-        };
-        match flag.as_str() {
-            "--load" => args.load.push(value()?.into()),
-            "--kubeconfig" => args.kubeconfig = Some(value()?.into()),
-            "--port" => {
-                let v = value()?;
-                args.options.port = v.parse().map_err(|_| format!("bad --port {v:?}"))?;
-            }
-            "--token" => args.options.token = Some(value()?),
-            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+    let mut flags = Flags::from_env(USAGE);
+    while let Some(flag) = flags.next_flag() {
+        match flag.name.as_str() {
+            "--load" => args.load.push(flags.value(&flag)?.into()),
+            "--kubeconfig" => args.kubeconfig = Some(flags.value(&flag)?.into()),
+            "--port" => args.options.port = flags.parsed(&flag)?,
+            "--token" => args.options.token = Some(flags.value(&flag)?),
+            _ => return Err(flags.unknown(&flag)),
         }
     }
     Ok(args)

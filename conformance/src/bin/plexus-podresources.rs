@@ -17,6 +17,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use plexus_conformance::flags::Flags;
 use plexus_conformance::podresources::PodResourcesServer;
 use plexus_conformance::signals::Termination;
 
@@ -33,32 +34,14 @@ struct Args {
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args::default();
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
-            _ => (arg.clone(), None),
-        };
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| it.next())
-                .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))
-        };
-        match flag.as_str() {
-            "--help" | "-h" => {
-                println!("{USAGE}");
-                std::process::exit(0);
-            }
-            "--socket" => args.socket = Some(value()?.into()),
-            "--load" => args.load = Some(value()?.into()),
+    let mut flags = Flags::from_env(USAGE);
+    while let Some(flag) = flags.next_flag() {
+        match flag.name.as_str() {
+            "--socket" => args.socket = Some(flags.value(&flag)?.into()),
+            "--load" => args.load = Some(flags.value(&flag)?.into()),
             "--no-get" => args.no_get = true,
-            "--delay-ms" => {
-                let v = value()?;
-                let ms: u64 = v.parse().map_err(|_| format!("bad --delay-ms {v:?}"))?;
-                args.delay = Duration::from_millis(ms);
-            }
-            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+            "--delay-ms" => args.delay = Duration::from_millis(flags.parsed(&flag)?),
+            _ => return Err(flags.unknown(&flag)),
         }
     }
     Ok(args)
