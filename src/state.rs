@@ -54,7 +54,7 @@
 //!
 //! Durability costs a disk flush (milliseconds each on ordinary disks, per pod), so only the
 //! write that everything else relies on is durable: [`StateDir::save`] of the plan, before the
-//! first delegate runs. Progress marks and the end of ADD use [`StateDir::save_progress`],
+//! first delegate is given its config (ADD overlaps the flush with that delegate's start-up). Progress marks and the end of ADD use [`StateDir::save_progress`],
 //! which appends one line (the phase and every attachment's state and result) to the
 //! `.progress` file with a single `write(2)`, without a flush, a temp file or a rename (a
 //! rename over an existing file makes ext4 start writing the file's data back at once, which

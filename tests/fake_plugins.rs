@@ -493,3 +493,44 @@ fn delegate_that_never_reads_its_config_is_reported_not_fatal() {
         },
     );
 }
+
+/// ADD fsyncs its plan while the first delegate starts up (src/txn/add.rs, `Plan`): the
+/// delegate is spawned first, but it gets its config only once the journal is on disk. This
+/// delegate reads its config, then copies the journal directory's `.json` files to the
+/// record directory: the plan must be there, every attachment still `planned`.
+#[test]
+fn first_delegate_gets_its_config_only_once_the_plan_is_saved() {
+    sandbox::run(
+        "first_delegate_gets_its_config_only_once_the_plan_is_saved",
+        || {
+            let bin = tempfile::tempdir().unwrap();
+            let d = tempfile::tempdir().unwrap();
+            let seen = d.path().join("journal-seen");
+            let script = bin.path().join("planreader");
+            std::fs::write(
+                &script,
+                format!(
+                    "#!/bin/sh\ncat > /dev/null\ncat /run/cni/plexus/*.json > {}\n\
+                     printf '{{\"cniVersion\":\"1.0.0\",\"ips\":[{{\"address\":\"10.9.0.2/24\"}}]}}'\n",
+                    seen.display()
+                ),
+            )
+            .unwrap();
+            std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .unwrap();
+            let node = json!({
+                "cniVersion": "1.1.0", "name": "plexus", "type": "plexus",
+                "binDir": bin.path().display().to_string(),
+                "cniDir": "/run/cni/plexus",
+                "delegates": [{"cniVersion": "1.0.0", "name": "fakenet", "type": "planreader"}]
+            });
+            let r = call("ADD", d.path(), &node.to_string());
+            assert_eq!(r.code, 0, "{r:?}");
+            let journal: Value = serde_json::from_slice(&std::fs::read(&seen).unwrap())
+                .unwrap_or_else(|e| panic!("the plan, as the delegate saw it: {e}"));
+            assert_eq!(journal["phase"], "adding", "{journal}");
+            assert_eq!(journal["attachments"][0]["network"], "fakenet", "{journal}");
+            assert_eq!(journal["attachments"][0]["state"], "planned", "{journal}");
+        },
+    );
+}

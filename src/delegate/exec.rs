@@ -16,7 +16,14 @@
 //!   stderr open, plexus waits a short grace period for those pipes, then kills the group.
 //! - [`interpret`] turns exit status + stdout into a result, nothing, or a
 //!   [`DelegateFailure`].
+//! - [`Exec::run_gated`] puts a step of plexus's own between the spawn and the config: the
+//!   plugin starts up (exec, dynamic loading, its runtime) while plexus finishes that step,
+//!   and is given its config, the only input that tells it what to do, once the step
+//!   succeeded. A plugin whose gate fails has read nothing; it is killed with its group and
+//!   reaped. ADD uses this to fsync its plan while the first delegate starts
+//!   ([`FirstGated`], `txn::add`).
 
+use std::cell::RefCell;
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -71,6 +78,45 @@ pub trait Exec {
     /// Runs the request to completion (or to its deadline). Errors are failures to start or
     /// to talk to the process; how it ended is in [`Output::termination`].
     fn run(&self, req: &ExecRequest<'_>) -> Result<Output, DelegateFailure>;
+
+    /// [`run`](Exec::run) with `gate` called after the plugin is started and before it is
+    /// given its config (see the module docs). When the gate fails, the plugin has been given
+    /// nothing and is gone when this returns the gate's failure. The default, for seams that
+    /// do not start processes, runs the gate first.
+    fn run_gated(
+        &self,
+        req: &ExecRequest<'_>,
+        gate: &mut dyn FnMut() -> Result<(), DelegateFailure>,
+    ) -> Result<Output, DelegateFailure> {
+        gate()?;
+        self.run(req)
+    }
+}
+
+/// An [`Exec`] whose first run goes through [`Exec::run_gated`] with a gate, and every later
+/// run through `inner` as is.
+pub struct FirstGated<'a, G> {
+    inner: &'a dyn Exec,
+    gate: RefCell<Option<G>>,
+}
+
+impl<'a, G: FnMut() -> Result<(), DelegateFailure>> FirstGated<'a, G> {
+    pub fn new(inner: &'a dyn Exec, gate: G) -> Self {
+        FirstGated {
+            inner,
+            gate: RefCell::new(Some(gate)),
+        }
+    }
+}
+
+impl<G: FnMut() -> Result<(), DelegateFailure>> Exec for FirstGated<'_, G> {
+    fn run(&self, req: &ExecRequest<'_>) -> Result<Output, DelegateFailure> {
+        let first = self.gate.borrow_mut().take();
+        match first {
+            Some(mut gate) => self.inner.run_gated(req, &mut gate),
+            None => self.inner.run(req),
+        }
+    }
 }
 
 /// Runs real processes.
@@ -188,9 +234,24 @@ fn kill_group(pgid: u32) {
 
 impl Exec for ProcessExec {
     fn run(&self, req: &ExecRequest<'_>) -> Result<Output, DelegateFailure> {
-        let deadline = Instant::now() + req.timeout;
+        self.run_gated(req, &mut || Ok(()))
+    }
+
+    fn run_gated(
+        &self,
+        req: &ExecRequest<'_>,
+        gate: &mut dyn FnMut() -> Result<(), DelegateFailure>,
+    ) -> Result<Output, DelegateFailure> {
         let mut child = self.spawn(req)?;
         let pgid = child.id();
+        if let Err(f) = gate() {
+            // It is blocked reading its config, or still starting: it has done nothing.
+            kill_group(pgid);
+            let _ = child.wait();
+            return Err(f);
+        }
+        // The deadline is the plugin's own time: it starts when the plugin gets its config.
+        let deadline = Instant::now() + req.timeout;
         let result = self.supervise(&mut child, req, deadline);
         if result.is_err() || matches!(result, Ok(ref o) if o.termination == Termination::TimedOut)
         {
@@ -601,6 +662,96 @@ mod tests {
     }
 
     /// Bounded wait (5 s) for a killed process to be gone (a zombie counts as gone).
+    fn request<'a>(p: &'a Path, stdin: &'a [u8]) -> ExecRequest<'a> {
+        ExecRequest {
+            path: p,
+            env: vec![],
+            env_remove: vec![],
+            stdin,
+            timeout: T,
+        }
+    }
+
+    /// The pid a plugin wrote to `file` when it started, once it is there.
+    fn started_pid(file: &Path) -> i32 {
+        let mut pid = 0;
+        plexus_conformance::wait_until(
+            "the plugin to start while its gate runs",
+            Duration::from_secs(5),
+            || {
+                pid = std::fs::read_to_string(file)
+                    .ok()
+                    .and_then(|s| s.trim().parse().ok())
+                    .unwrap_or(0);
+                pid > 0
+            },
+        );
+        pid
+    }
+
+    #[test]
+    fn gate_runs_after_the_start_and_before_the_config() {
+        let d = tempfile::tempdir().unwrap();
+        let started = d.path().join("started");
+        let (_s, p) = script(&format!("echo $$ > {}; cat", started.display()));
+        let mut pid = 0;
+        let o = ProcessExec::default()
+            .run_gated(&request(&p, b"{\"cfg\":1}"), &mut || {
+                // Only returns once the plugin is running: the gate overlaps its start-up.
+                pid = started_pid(&started);
+                Ok(())
+            })
+            .unwrap();
+        assert!(pid > 0);
+        assert_eq!(o.termination, Termination::Exited(0));
+        assert_eq!(o.stdout, b"{\"cfg\":1}", "the config, given after the gate");
+    }
+
+    #[test]
+    fn failed_gate_kills_the_plugin_before_it_reads_anything() {
+        let d = tempfile::tempdir().unwrap();
+        let (started, seen) = (d.path().join("started"), d.path().join("seen"));
+        // `exec`: the shell becomes the reader, with the pid it recorded.
+        let (_s, p) = script(&format!(
+            "echo $$ > {}; exec cat > {}",
+            started.display(),
+            seen.display()
+        ));
+        let mut pid = 0;
+        let failure = DelegateFailure::Spawn {
+            cause: "the plan could not be saved".into(),
+        };
+        let r = ProcessExec::default().run_gated(&request(&p, b"{\"cfg\":1}"), &mut || {
+            pid = started_pid(&started);
+            Err(failure.clone())
+        });
+        assert_eq!(r, Err(failure));
+        assert!(
+            !plexus_conformance::plugins::process_alive(pid),
+            "killed and reaped when run_gated returns"
+        );
+        assert_eq!(
+            std::fs::read(&seen).unwrap_or_default(),
+            b"",
+            "the plugin never got its config"
+        );
+    }
+
+    #[test]
+    fn first_gated_gates_the_first_run_only() {
+        let (_s, p) = script("cat");
+        let gates = std::cell::Cell::new(0);
+        let exec = ProcessExec::default();
+        let gated = FirstGated::new(&exec, || {
+            gates.set(gates.get() + 1);
+            Ok(())
+        });
+        for config in [&b"{\"n\":1}"[..], b"{\"n\":2}"] {
+            assert_eq!(gated.run(&request(&p, config)).unwrap().stdout, config);
+        }
+        assert_eq!(gates.get(), 1);
+    }
+
     fn assert_gone(pid: i32, what: &str) {
         plexus_conformance::wait_until(what, Duration::from_secs(5), || {
             !plexus_conformance::plugins::process_alive(pid)

@@ -11,6 +11,12 @@
 //!    slowest part of this step, overlaps with plexus's own work.
 //! 2. Lock the attachment and write the journal (every attachment `Planned`, with its exact
 //!    delegate config bytes). A journal left by an earlier ADD that crashed is torn down first.
+//!    The write's disk flushes (about 1.5 ms) overlap with the start-up of the first delegate:
+//!    that process is spawned first and given its config, the only input that tells it what to
+//!    do, once the journal is durable ([`Exec::run_gated`](crate::delegate::Exec::run_gated),
+//!    `Plan`). If the write fails, the delegate, which has read nothing, is killed and ADD
+//!    fails with the write's error, nothing attached. When the first attachment has a
+//!    device-information copy to write, the journal is written before it, as the copy needs.
 //! 3. For each attachment in order: write its device-information copy (when it has one; the
 //!    journal already names it), run its delegate, then record it `Added` with its result.
 //!    These records are atomic but not fsynced (a crash of plexus keeps them; a power loss
@@ -39,6 +45,7 @@
 //! routes of that family, so that what the runtime and the status say is what is in the
 //! kernel.
 
+use std::cell::RefCell;
 use std::net::IpAddr;
 use std::path::Path;
 
@@ -47,12 +54,13 @@ use serde_json::Value;
 use super::plan::{self, Attachment, Inputs};
 use super::teardown::teardown;
 use super::{Ctx, LOCK_TIMEOUT};
-use crate::cni::{Command, Error, result};
+use crate::cni::{Command, DelegateFailure, Error, result};
+use crate::delegate::exec::FirstGated;
 use crate::devices::{self, devinfo};
 use crate::k8s::api::{KubeApi, PodMeta};
 use crate::k8s::{events, networks, pod, status};
 use crate::node::{readiness, resolve};
-use crate::state::{self, AttachmentState, Journal, Phase};
+use crate::state::{self, AttachmentState, Journal, Phase, StateDir};
 use crate::{fault, netns};
 
 /// Runs ADD; returns the document for stdout.
@@ -105,14 +113,90 @@ pub fn add(ctx: &Ctx<'_>) -> Result<Value, Error> {
         .lock(&env.container_id, &env.ifname, LOCK_TIMEOUT)?;
     clear_leftovers(ctx, &netns)?;
     let mut j = journal(ctx, &netns, &atts)?;
-    ctx.state.save(&j)?;
-    fault::stop_at("add:planned");
-    match apply(ctx, &mut j, &atts, &netns, api.zip(pod.as_ref())) {
+    let plan = Plan::new(ctx.state, j.clone());
+    if atts.first().and_then(|a| a.device_info()).is_some() {
+        // Its device-information copy is written before its delegate starts: plan first.
+        plan.settle()?;
+    }
+    let gated = FirstGated::new(ctx.exec, || {
+        plan.save().map_err(|()| DelegateFailure::Spawn {
+            cause: "it was not given its config: the plan could not be saved".into(),
+        })
+    });
+    let outcome = apply(
+        &Ctx {
+            exec: &gated,
+            ..*ctx
+        },
+        &mut j,
+        &atts,
+        &netns,
+        api.zip(pod.as_ref()),
+    );
+    // On failure: no plan means nothing was started (see `Plan::settle`).
+    plan.settle()?;
+    match outcome {
         Ok(doc) => Ok(doc),
         Err(e) => {
             tracing::warn!(error = %e, "ADD failed; rolling back every started attachment");
             rollback(ctx, &mut j, &netns);
             Err(e)
+        }
+    }
+}
+
+/// The plan (step 2), saved once: by the first delegate's gate, after that delegate is
+/// started and before it is given its config, so that the fsync overlaps with its start-up;
+/// or by [`Plan::settle`] before the first delegate when that attachment has a
+/// device-information copy to write first, or after [`apply`] when no delegate was started.
+struct Plan<'a> {
+    state: &'a StateDir,
+    slot: RefCell<PlanSlot>,
+}
+
+enum PlanSlot {
+    Pending(Box<Journal>),
+    Saved,
+    Failed(Error),
+}
+
+impl<'a> Plan<'a> {
+    fn new(state: &'a StateDir, planned: Journal) -> Self {
+        Plan {
+            state,
+            slot: RefCell::new(PlanSlot::Pending(Box::new(planned))),
+        }
+    }
+
+    /// Saves the plan unless that was done; `Err(())` when saving failed (the error is kept
+    /// for [`Plan::settle`]).
+    fn save(&self) -> Result<(), ()> {
+        let mut slot = self.slot.borrow_mut();
+        if let PlanSlot::Pending(planned) = &*slot {
+            *slot = match self.state.save(planned) {
+                Ok(()) => {
+                    fault::stop_at("add:planned");
+                    PlanSlot::Saved
+                }
+                Err(e) => PlanSlot::Failed(e),
+            };
+        }
+        match &*slot {
+            PlanSlot::Failed(_) => Err(()),
+            _ => Ok(()),
+        }
+    }
+
+    /// `Ok` once the plan is durable, saving it now if nothing did; otherwise the error that
+    /// saving it gave. A failed save in the first delegate's gate killed that delegate before
+    /// it read its config, and no other was started: nothing is attached, nothing to undo.
+    /// Every ADD starts at least one delegate (a network has at least one plugin), so `apply`
+    /// reaching its end with the plan unsaved cannot happen; saving it then is still right.
+    fn settle(&self) -> Result<(), Error> {
+        let _ = self.save();
+        match std::mem::replace(&mut *self.slot.borrow_mut(), PlanSlot::Saved) {
+            PlanSlot::Failed(e) => Err(e),
+            _ => Ok(()),
         }
     }
 }

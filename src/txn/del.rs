@@ -4,9 +4,9 @@
 //!   cached result (see [`teardown`](super::teardown)); the journal is removed once all
 //!   succeeded, and kept otherwise so that the runtime's retry finishes the job.
 //! - **Rollback marker** (a failed ADD already undone): nothing to do; the marker goes.
-//! - **No journal**: plexus writes the journal before any delegate runs, so no journal means no
-//!   delegate ran for this attachment (or the state directory was wiped). DEL still runs the
-//!   delegates it can find, best-effort: the node's networks (cluster network with the
+//! - **No journal**: plexus writes the journal before any delegate is given its config, so no
+//!   journal means no delegate ran for this attachment (or the state directory was wiped). DEL
+//!   still runs the delegates it can find, best-effort: the node's networks (cluster network with the
 //!   runtime's `prevResult`) and, when the API answers within its bound, the pod's selected
 //!   networks; their failures are logged, not returned, so a pod whose ADD failed before
 //!   anything ran is always deletable.
