@@ -181,36 +181,24 @@ pub fn sync(sa: &ServiceAccount, server: &str, layout: &Layout) -> Result<Outcom
     Ok(out)
 }
 
-/// The kubeconfig text: one cluster, one user with `tokenFile`, one context.
+/// The kubeconfig text: one cluster, one user with `tokenFile`, one context, as JSON. A
+/// kubeconfig is YAML and JSON is YAML (kubectl and every client read it), but plexus reads
+/// this file on every ADD and parses JSON several times faster than YAML (see
+/// `k8s::client::read_kubeconfig`). JSON has no comments: the README says who writes the file
+/// (`plexus install`, which rewrites it; not to be edited).
 pub fn render(server: &str, ca_pem: &[u8], token_file: &Path) -> String {
-    // A JSON string literal is a valid YAML double-quoted scalar: no escaping rules to get
-    // wrong, whatever the path or URL holds.
-    let q = |s: &str| serde_json::Value::from(s).to_string();
-    format!(
-        "# Written by `plexus install`: the Kubernetes API access of the plexus CNI plugin on\n\
-         # this node. The token file is a copy of the plexus service account's token that the\n\
-         # installer keeps fresh; do not edit, the installer rewrites this file.\n\
-         apiVersion: v1\n\
-         kind: Config\n\
-         clusters:\n\
-         \x20 - name: plexus\n\
-         \x20   cluster:\n\
-         \x20     server: {server}\n\
-         \x20     certificate-authority-data: {ca}\n\
-         users:\n\
-         \x20 - name: plexus\n\
-         \x20   user:\n\
-         \x20     tokenFile: {token}\n\
-         contexts:\n\
-         \x20 - name: plexus\n\
-         \x20   context:\n\
-         \x20     cluster: plexus\n\
-         \x20     user: plexus\n\
-         current-context: plexus\n",
-        server = q(server),
-        ca = q(&base64(ca_pem)),
-        token = q(&token_file.to_string_lossy()),
-    )
+    let doc = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "plexus", "cluster": {
+            "server": server,
+            "certificate-authority-data": base64(ca_pem),
+        }}],
+        "users": [{"name": "plexus", "user": {"tokenFile": token_file.to_string_lossy()}}],
+        "contexts": [{"name": "plexus", "context": {"cluster": "plexus", "user": "plexus"}}],
+        "current-context": "plexus",
+    });
+    format!("{doc:#}\n")
 }
 
 /// Standard base64 (RFC 4648, with padding).
@@ -297,6 +285,10 @@ mod tests {
             CA.as_bytes(),
             Path::new("/etc/cni/net.d/plexus.d/token"),
         );
+        assert!(
+            text.starts_with('{'),
+            "JSON, for plexus's fast path: {text}"
+        );
         let kc = kube::config::Kubeconfig::from_yaml(&text).unwrap();
         assert_eq!(kc.current_context.as_deref(), Some("plexus"));
         let cluster = kc.clusters[0].cluster.as_ref().unwrap();
@@ -327,7 +319,7 @@ mod tests {
         assert_eq!(mode(&layout.dir.join("plexus.kubeconfig")), 0o600);
         assert_eq!(fs::read(layout.dir.join("token")).unwrap(), b"tok-1");
         let kc = fs::read_to_string(layout.dir.join("plexus.kubeconfig")).unwrap();
-        assert!(kc.contains("tokenFile: \"/etc/cni/net.d/plexus.d/token\""));
+        assert!(kc.contains("\"tokenFile\": \"/etc/cni/net.d/plexus.d/token\""));
         assert!(!kc.contains("tok-1"));
         assert_eq!(
             layout.host_kubeconfig(),

@@ -18,34 +18,28 @@ pub(crate) enum Credential<'a> {
 /// A single-context kubeconfig (`plexus`, namespace `default`) for `server`, trusting `ca_pem`.
 pub(crate) fn render(server: &str, ca_pem: &str, credential: Credential<'_>) -> String {
     let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem);
-    // Scalars are JSON-quoted: valid YAML whatever characters a path or token holds.
-    let q = |s: &str| serde_json::to_string(s).expect("a string serializes");
     let user = match credential {
-        Credential::Token(t) => format!("token: {}", q(t)),
-        Credential::TokenFile(p) => format!("tokenFile: {}", q(&p.display().to_string())),
+        Credential::Token(t) => serde_json::json!({"token": t}),
+        Credential::TokenFile(p) => serde_json::json!({"tokenFile": p.display().to_string()}),
     };
-    format!(
-        "# Written by plexus-conformance's Kubernetes API stand-in.\n\
-         apiVersion: v1\n\
-         kind: Config\n\
-         clusters:\n\
-         - name: plexus-apiserver\n  \
-           cluster:\n    \
-             server: {server}\n    \
-             certificate-authority-data: {ca}\n\
-         users:\n\
-         - name: plexus\n  \
-           user:\n    \
-             {user}\n\
-         contexts:\n\
-         - name: plexus\n  \
-           context:\n    \
-             cluster: plexus-apiserver\n    \
-             user: plexus\n    \
-             namespace: default\n\
-         current-context: plexus\n\
-         preferences: {{}}\n"
-    )
+    // JSON, like the kubeconfig `plexus install` writes (a kubeconfig is YAML; JSON is YAML).
+    let doc = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "plexus-apiserver", "cluster": {
+            "server": server,
+            "certificate-authority-data": ca,
+        }}],
+        "users": [{"name": "plexus", "user": user}],
+        "contexts": [{"name": "plexus", "context": {
+            "cluster": "plexus-apiserver",
+            "user": "plexus",
+            "namespace": "default",
+        }}],
+        "current-context": "plexus",
+        "preferences": {},
+    });
+    format!("{doc:#}\n")
 }
 
 /// Writes `text` to `path` with mode 0600 (also when the file already existed).
