@@ -3,7 +3,7 @@
 //! Configuration, in order:
 //! - the node config's `kubeconfig` (a token file named there is read on every run, so
 //!   rotated service-account tokens are picked up: plexus is a new process each time; a JSON
-//!   kubeconfig, which `plexus install` writes, is parsed as JSON, see [`read_kubeconfig`]);
+//!   kubeconfig, which `plexus install` writes, is parsed as JSON, see `read_kubeconfig`);
 //! - else in-cluster configuration when `KUBERNETES_SERVICE_HOST` is set;
 //! - else no client ([`Client::new`] returns `None`): plexus then works from the node config
 //!   alone.
