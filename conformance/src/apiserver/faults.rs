@@ -151,6 +151,11 @@ pub(crate) const MAX_RECORDS: usize = 10_000;
 pub(crate) struct Log {
     pub counters: BTreeMap<String, u64>,
     pub records: VecDeque<RequestRecord>,
+    /// Accepted TLS connections by ALPN protocol.
+    pub connections: BTreeMap<String, u64>,
+    /// Requests being answered now, and the most at once.
+    pub in_flight: u64,
+    pub max_in_flight: u64,
 }
 
 impl Log {

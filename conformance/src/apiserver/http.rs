@@ -1,5 +1,5 @@
-//! The HTTPS transport: the accept loop (which can stop and resume listening), TLS, and HTTP/1.1
-//! with keep-alive through hyper.
+//! The HTTPS transport: the accept loop (which can stop and resume listening), TLS, and HTTP/2
+//! or HTTP/1.1 with keep-alive (as ALPN chose) through hyper.
 
 use std::convert::Infallible;
 use std::io;
@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
-use hyper::server::conn::http1;
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::task::JoinSet;
@@ -113,21 +113,56 @@ async fn serve_connection(shared: Arc<Shared>, acceptor: TlsAcceptor, tcp: TcpSt
         Ok(Ok(s)) => s,
         _ => return,
     };
+    let protocol = match tls.get_ref().1.alpn_protocol() {
+        Some(p) => String::from_utf8_lossy(p).into_owned(),
+        None => "none".to_owned(),
+    };
+    *lock(&shared.log)
+        .connections
+        .entry(protocol.clone())
+        .or_default() += 1;
     let service = service_fn(move |req| {
         let shared = shared.clone();
         async move { Ok::<_, Infallible>(respond(shared, req).await) }
     });
-    let _ = http1::Builder::new()
-        .timer(TokioTimer::new())
-        .keep_alive(true)
-        .serve_connection(TokioIo::new(tls), service)
-        .await;
+    let io = TokioIo::new(tls);
+    let _ = if protocol == "h2" {
+        http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .serve_connection(io, service)
+            .await
+    } else {
+        http1::Builder::new()
+            .timer(TokioTimer::new())
+            .keep_alive(true)
+            .serve_connection(io, service)
+            .await
+    };
+}
+
+/// Counts a request as being answered until dropped.
+struct InFlight(Arc<Shared>);
+
+impl InFlight {
+    fn start(shared: &Arc<Shared>) -> InFlight {
+        let mut log = lock(&shared.log);
+        log.in_flight += 1;
+        log.max_in_flight = log.max_in_flight.max(log.in_flight);
+        InFlight(shared.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        lock(&self.0.log).in_flight -= 1;
+    }
 }
 
 async fn respond(
     shared: Arc<Shared>,
     req: hyper::Request<Incoming>,
 ) -> hyper::Response<Full<Bytes>> {
+    let _answering = InFlight::start(&shared);
     let (parts, body) = req.into_parts();
     let body = Limited::new(body, MAX_BODY)
         .collect()

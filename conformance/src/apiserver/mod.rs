@@ -113,6 +113,9 @@ pub struct Options {
     pub port: u16,
     /// The bearer token to accept; `None` (the default) generates a random one.
     pub token: Option<String>,
+    /// Offer only HTTP/1.1 in ALPN (as a proxy without HTTP/2 would); by default `h2` is
+    /// offered first, as the real API server does.
+    pub http1_only: bool,
 }
 
 /// A running Kubernetes API stand-in; stops when dropped. See the [module docs](self).
@@ -145,7 +148,7 @@ impl ApiServer {
 
     /// Starts a server as `options` say, or says why it cannot.
     pub fn try_start_with(options: Options) -> Result<ApiServer, String> {
-        let tls = tls::generate()?;
+        let tls = tls::generate(options.http1_only)?;
         let listener = std::net::TcpListener::bind(("127.0.0.1", options.port))
             .map_err(|e| format!("binding 127.0.0.1:{}: {e}", options.port))?;
         listener
@@ -470,11 +473,25 @@ impl ApiServer {
             .unwrap_or(0)
     }
 
-    /// Zeroes the counters and forgets the recorded requests.
+    /// Zeroes the counters (and [`ApiServer::max_in_flight`]) and forgets the recorded
+    /// requests.
     pub fn reset_counters(&self) {
         let mut log = lock(&self.shared.log);
         log.counters.clear();
         log.records.clear();
+        log.max_in_flight = log.in_flight;
+    }
+
+    /// The TLS connections accepted since the start, by the protocol ALPN chose (`"h2"` or
+    /// `"http/1.1"`; `"none"` when the client offered no ALPN).
+    pub fn connections(&self) -> BTreeMap<String, u64> {
+        lock(&self.shared.log).connections.clone()
+    }
+
+    /// The most requests being answered at once (over all connections) since the start or
+    /// the last [`ApiServer::reset_counters`].
+    pub fn max_in_flight(&self) -> u64 {
+        lock(&self.shared.log).max_in_flight
     }
 
     /// The requests answered so far (the most recent 10 000), oldest first.

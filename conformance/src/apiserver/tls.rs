@@ -16,8 +16,9 @@ pub(crate) struct Tls {
 }
 
 /// Generates an ECDSA P-256 CA and a server certificate it signs, with SANs `localhost` and
-/// `127.0.0.1`, and a TLS 1.2/1.3 server config (ring provider) offering ALPN `http/1.1`.
-pub(crate) fn generate() -> Result<Tls, String> {
+/// `127.0.0.1`, and a TLS 1.2/1.3 server config (ring provider) offering ALPN `h2` and
+/// `http/1.1`, as the real API server does, or `http/1.1` only with `http1_only`.
+pub(crate) fn generate(http1_only: bool) -> Result<Tls, String> {
     let err = |what: &str| {
         let what = what.to_owned();
         move |e: rcgen::Error| format!("{what}: {e}")
@@ -57,7 +58,11 @@ pub(crate) fn generate() -> Result<Tls, String> {
             PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
         )
         .map_err(|e| format!("TLS server config: {e}"))?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = if http1_only {
+        vec![b"http/1.1".to_vec()]
+    } else {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    };
     Ok(Tls {
         ca_pem: ca.pem(),
         config: Arc::new(config),
