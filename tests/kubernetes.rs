@@ -372,3 +372,67 @@ fn the_pod_read_asks_for_metadata_only() {
         "Accept: {accept}"
     );
 }
+
+/// The pod read, then the NADs and finally an Event with the status write, as an ADD makes
+/// them, with every answer delayed so that requests sent together are answered together.
+/// Returns the most requests in flight at once while reading, then while writing.
+fn add_like_requests(s: &ApiServer, c: &Client) -> (u64, u64) {
+    s.set_latency(Duration::from_millis(150));
+    let pod = pod::lookup(c, &web(), Command::Add).expect("pod read");
+    networks::selected(c, &pod, &Isolation::default(), Path::new("/nonexistent"))
+        .expect("networks resolved");
+    let reading = s.max_in_flight();
+    assert_eq!(s.count("GET network-attachment-definitions"), 2);
+    s.reset_counters();
+    c.event(
+        &pod,
+        plexus::k8s::api::EventType::Normal,
+        "AddedInterface",
+        "Add net1 [10.71.0.2] from default/macvlan-a",
+    );
+    c.set_pod_annotation("default", "web", status::ANNOTATION, "[]")
+        .expect("status written");
+    (reading, s.max_in_flight())
+}
+
+/// On HTTP/2 (offered first, as the real API server does) all of a run's requests share one
+/// connection, and the reads of distinct NADs, and the last Event and the status write, are
+/// in flight together: one round trip each, not one per request (src/k8s/transport.rs).
+#[test]
+fn on_http2_one_connection_carries_concurrent_requests() {
+    let s = server();
+    let d = tempfile::tempdir().unwrap();
+    let c = client_for(&s, d.path());
+    let (reading, writing) = add_like_requests(&s, &c);
+    drop(c); // waits for the queued Event
+    assert_eq!(s.connections(), BTreeMap::from([("h2".to_string(), 1)]));
+    assert_eq!(reading, 2, "the two NADs in flight together");
+    assert_eq!(
+        writing, 2,
+        "the Event and the status write in flight together"
+    );
+    assert_eq!(s.count("POST events"), 1);
+}
+
+/// A server (or proxy) offering only HTTP/1.1: still one connection for every request, one
+/// request at a time, never a second connection (and TLS handshake) for a request that would
+/// have to wait.
+#[test]
+fn on_http1_one_connection_carries_one_request_at_a_time() {
+    let s = ApiServer::start_with(plexus_conformance::apiserver::Options {
+        http1_only: true,
+        ..Default::default()
+    });
+    s.put(nad("default", "macvlan-a", MACVLAN));
+    s.put(nad("other", "bridge-b", BRIDGE));
+    s.put(pod_obj("default", "web", "u-1", "macvlan-a,other/bridge-b"));
+    let d = tempfile::tempdir().unwrap();
+    let c = client_for(&s, d.path());
+    assert_eq!(add_like_requests(&s, &c), (1, 1));
+    drop(c);
+    assert_eq!(
+        s.connections(),
+        BTreeMap::from([("http/1.1".to_string(), 1)])
+    );
+    assert_eq!(s.count("POST events"), 1);
+}

@@ -67,6 +67,10 @@ pub trait KubeApi {
     fn prefetch_pod(&self, _namespace: &str, _name: &str) {}
     /// A NAD, or `None` when it does not exist.
     fn nad(&self, namespace: &str, name: &str) -> Result<Option<Nad>, Error>;
+    /// Starts reading these NADs, (namespace, name) each, without waiting, so that the reads
+    /// run concurrently where the connection allows it (HTTP/2); the next
+    /// [`nad`](KubeApi::nad) of each takes its answer. A hint: the default does nothing.
+    fn prefetch_nads(&self, _nads: &[(String, String)]) {}
     /// Sets one annotation of a pod through `pods/status`.
     fn set_pod_annotation(
         &self,

@@ -17,23 +17,28 @@
 //!
 //! # One connection, one worker
 //!
-//! The runtime lives on a thread of its own (`plexus-api`) that runs a single queue of jobs in
-//! order, so every call of a run shares one HTTPS connection (one TLS handshake per plexus
-//! process) and nothing races for a second one. Reads and writes wait for their answer;
-//! Events do not: they are queued and the caller goes on (ADD runs the next delegate while the
-//! previous attachment's `AddedInterface` event is being recorded). Dropping the [`Client`]
-//! closes the queue and waits, at most [`FLUSH_BOUND`], for the queued Events.
+//! The runtime lives on a thread of its own (`plexus-api`) that runs a queue of jobs, and every
+//! call of a run shares one HTTPS connection (one TLS handshake per plexus process; the
+//! transport is [`super::transport`]). Once the server has answered over HTTP/2, which the
+//! Kubernetes API server offers, the jobs run concurrently on that connection; over HTTP/1.1
+//! they run one after the other, so that nothing races for a second connection. Reads and
+//! writes wait for their answer; Events do not: they are queued and the caller goes on (ADD
+//! runs the next delegate while the previous attachment's `AddedInterface` event is being
+//! recorded, and the last one is recorded while the status is written). Dropping the
+//! [`Client`] closes the queue and waits, at most [`FLUSH_BOUND`], for the queued Events.
 //!
 //! ADD's pod read can be started early ([`KubeApi::prefetch_pod`], called before the journal
 //! directory is opened): it is queued like any call, with the same retries and budget, and the
 //! `pod` call that follows takes its answer, so the connection is being made while plexus goes
-//! on with its own start.
+//! on with its own start. The reads of a pod's distinct NADs are queued together the same way
+//! ([`KubeApi::prefetch_nads`]): on HTTP/2 they take one round trip, not one each.
 //!
 //! Tokens and kubeconfig contents never reach a log or an error message. The kubeconfig and
 //! the `tokenFile` it names are checked before use ([`crate::perms::secret_file`]): owned by
 //! plexus's user or root, not writable by anyone else (refused), not readable by anyone else
 //! (set to 0600).
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -49,6 +54,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::json;
 
 use super::api::{EventType, KubeApi, Nad, PodMeta};
+use super::transport::{self, Multiplexed};
 use crate::cni::Error;
 
 /// Default connect timeout.
@@ -96,20 +102,43 @@ pub struct Client {
     server: String,
     budget: Duration,
     worker: Worker,
-    /// A pod read started by [`KubeApi::prefetch_pod`]: (namespace, name) and its answer.
-    prefetched: Mutex<Option<Prefetch>>,
+    /// Pod reads started by [`KubeApi::prefetch_pod`].
+    prefetched_pods: Prefetched<Option<PartialObjectMeta<Pod>>>,
+    /// NAD reads started by [`KubeApi::prefetch_nads`].
+    prefetched_nads: Prefetched<Option<DynamicObject>>,
 }
 
-/// A prefetched pod read: (namespace, name) and its pending answer.
-type Prefetch = ((String, String), PodAnswer);
+/// The pending answers of reads started ahead, by (namespace, name); the call that follows
+/// takes its answer instead of reading again.
+struct Prefetched<T>(Mutex<HashMap<(String, String), Answer<T>>>);
 
-/// The pending answer of a pod read (`None`: no such pod).
-type PodAnswer = mpsc::Receiver<Result<Option<PartialObjectMeta<Pod>>, Error>>;
+/// The pending answer of a call queued on the worker.
+type Answer<T> = mpsc::Receiver<Result<T, Error>>;
+
+impl<T> Prefetched<T> {
+    fn new() -> Self {
+        Prefetched(Mutex::new(HashMap::new()))
+    }
+
+    fn put(&self, namespace: &str, name: &str, rx: Answer<T>) {
+        if let Ok(mut m) = self.0.lock() {
+            m.insert((namespace.to_owned(), name.to_owned()), rx);
+        }
+    }
+
+    fn take(&self, namespace: &str, name: &str) -> Option<Answer<T>> {
+        self.0
+            .lock()
+            .ok()?
+            .remove(&(namespace.to_owned(), name.to_owned()))
+    }
+}
 
 /// A unit of work for the worker.
 type Job = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
 
-/// The `plexus-api` thread: runs queued jobs one after the other on the runtime.
+/// The `plexus-api` thread: runs queued jobs on the runtime, concurrently once the connection
+/// is multiplexed (HTTP/2), else one after the other.
 struct Worker {
     jobs: Option<tokio::sync::mpsc::UnboundedSender<Job>>,
     /// Disconnected when the thread has finished every queued job.
@@ -117,16 +146,23 @@ struct Worker {
 }
 
 impl Worker {
-    fn start(rt: tokio::runtime::Runtime) -> Result<Worker, Error> {
+    fn start(rt: tokio::runtime::Runtime, multiplexed: Multiplexed) -> Result<Worker, Error> {
         let (jobs, mut queue) = tokio::sync::mpsc::unbounded_channel::<Job>();
         let (done_tx, done) = mpsc::channel::<()>();
         std::thread::Builder::new()
             .name("plexus-api".into())
             .spawn(move || {
                 rt.block_on(async {
+                    let mut running = tokio::task::JoinSet::new();
                     while let Some(job) = queue.recv().await {
-                        job().await;
+                        if multiplexed.get() {
+                            running.spawn(job());
+                        } else {
+                            job().await;
+                        }
+                        while running.try_join_next().is_some() {}
                     }
+                    while running.join_next().await.is_some() {}
                 });
                 drop(done_tx);
             })
@@ -226,20 +262,21 @@ impl Client {
         config.write_timeout = Some(opts.call_budget);
         config.default_retry = false;
         let server = config.cluster_url.to_string();
-        let client = {
+        let (client, multiplexed) = {
             let _in_rt = rt.enter();
-            kube::Client::try_from(config).map_err(|e| {
+            transport::client(config).map_err(|e| {
                 config_error(format!("cannot build a Kubernetes client for {server}"), e)
             })?
         };
-        let worker = Worker::start(rt)?;
+        let worker = Worker::start(rt, multiplexed)?;
         tracing::debug!(server, "Kubernetes client ready");
         Ok(Some(Client {
             client,
             server,
             budget: opts.call_budget,
             worker,
-            prefetched: Mutex::new(None),
+            prefetched_pods: Prefetched::new(),
+            prefetched_nads: Prefetched::new(),
         }))
     }
 
@@ -431,30 +468,40 @@ impl Client {
         })
     }
 
-    /// The answer of a prefetch of this pod, when one was started.
-    fn take_prefetched(&self, namespace: &str, name: &str) -> Option<PodAnswer> {
-        let mut slot = self.prefetched.lock().ok()?;
-        match slot.take() {
-            Some((key, rx)) if key.0 == namespace && key.1 == name => Some(rx),
-            other => {
-                *slot = other;
-                None
-            }
-        }
+    /// The retry loop of reading a NAD (`None`: no such NAD).
+    fn nad_read(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<DynamicObject>, Error>> + Send + 'static {
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), namespace, &nad_resource());
+        let what = format!("reading NetworkAttachmentDefinition {namespace}/{name}");
+        let owned = name.to_owned();
+        attempts(self.server.clone(), what, self.budget, true, move || {
+            let (api, name) = (api.clone(), owned.clone());
+            async move { api.get_opt(&name).await }
+        })
     }
 }
 
 impl KubeApi for Client {
     fn prefetch_pod(&self, namespace: &str, name: &str) {
-        if let Ok(rx) = self.worker.queue(self.pod_read(namespace, name))
-            && let Ok(mut slot) = self.prefetched.lock()
-        {
-            *slot = Some(((namespace.to_owned(), name.to_owned()), rx));
+        if let Ok(rx) = self.worker.queue(self.pod_read(namespace, name)) {
+            self.prefetched_pods.put(namespace, name, rx);
+        }
+    }
+
+    fn prefetch_nads(&self, nads: &[(String, String)]) {
+        for (namespace, name) in nads {
+            if let Ok(rx) = self.worker.queue(self.nad_read(namespace, name)) {
+                self.prefetched_nads.put(namespace, name, rx);
+            }
         }
     }
 
     fn pod(&self, namespace: &str, name: &str) -> Result<PodMeta, Error> {
-        let found = match self.take_prefetched(namespace, name) {
+        let found = match self.prefetched_pods.take(namespace, name) {
             Some(rx) => answer(rx)?,
             None => self.worker.run(self.pod_read(namespace, name))?,
         }?;
@@ -474,14 +521,10 @@ impl KubeApi for Client {
     }
 
     fn nad(&self, namespace: &str, name: &str) -> Result<Option<Nad>, Error> {
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(self.client.clone(), namespace, &nad_resource());
-        let what = format!("reading NetworkAttachmentDefinition {namespace}/{name}");
-        let owned = name.to_owned();
-        let found = self.call(what, self.budget, move || {
-            let (api, name) = (api.clone(), owned.clone());
-            async move { api.get_opt(&name).await }
-        })?;
+        let found = match self.prefetched_nads.take(namespace, name) {
+            Some(rx) => answer(rx)?,
+            None => self.worker.run(self.nad_read(namespace, name))?,
+        }?;
         Ok(found.map(|obj| Nad {
             namespace: namespace.into(),
             name: name.into(),

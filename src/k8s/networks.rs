@@ -129,6 +129,17 @@ pub fn selected(
             &el.name,
         )?;
     }
+    let mut distinct: Vec<(String, String)> = Vec::new();
+    for el in &elements {
+        let key = (el.namespace.clone(), el.name.clone());
+        if !distinct.contains(&key) {
+            distinct.push(key);
+        }
+    }
+    if distinct.len() > 1 {
+        // All at once: on HTTP/2 they are read concurrently (one round trip, not one each).
+        api.prefetch_nads(&distinct);
+    }
     let mut cache: HashMap<(String, String), ResolvedNetwork> = HashMap::new();
     let mut out = Vec::with_capacity(elements.len());
     for el in elements {

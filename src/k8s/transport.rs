@@ -1,0 +1,91 @@
+//! The HTTPS transport under the kube client: HTTP/2 when the API server offers it.
+//!
+//! kube's own stack (`kube::Client::try_from`) speaks HTTP/1.1 only: one request at a time on
+//! a connection, so an ADD's requests queue behind each other (the NAD reads one after the
+//! other, the status patch behind the last Event). This stack is kube's, with ALPN offering
+//! `h2` before `http/1.1`: on HTTP/2, which the Kubernetes API server always offers (and which
+//! Go clients, Multus included, use), the requests of a run share one connection *and* run
+//! concurrently, which takes two round trips off every ADD's critical path. A server that
+//! answers `http/1.1` gets the old behaviour: the worker of [`super::client`] then runs one
+//! request at a time, so that the pool never opens a second connection (and a second TLS
+//! handshake) for a request that would otherwise wait.
+//!
+//! The layers are kube's (base URI, authentication with token refresh and exec plugins, extra
+//! headers), from [`ConfigExt`]; so is the TLS configuration (CA, client certificates,
+//! `insecure-skip-tls-verify`, the CA file reloaded in-cluster, `tls-server-name`). Left out:
+//! kube's retry layer (plexus retries within its own budget), gzip (off in this build of kube)
+//! and its per-request debug spans. Connect timeout: the connector's own; TCP_NODELAY on (see
+//! [`client`]). A kubeconfig with a
+//! `proxy-url` is handed to kube's stack, which reports that this build has no proxy support.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use http::{Response, Version};
+use hyper::body::Incoming;
+use hyper_rustls::{FixedServerNameResolver, HttpsConnectorBuilder};
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use kube::client::ConfigExt;
+use tower::ServiceBuilder;
+
+/// Whether the API server answered over HTTP/2 (set by the first such answer, never unset).
+#[derive(Debug, Clone, Default)]
+pub struct Multiplexed(Arc<AtomicBool>);
+
+impl Multiplexed {
+    /// True once an answer came over HTTP/2: requests may then run concurrently.
+    pub fn get(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn saw(&self, version: Version) {
+        if version == Version::HTTP_2 {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Builds the client for `config` (inside a runtime: the pool spawns its connection tasks
+/// there), and what tells whether its connection is multiplexed.
+pub fn client(config: kube::Config) -> Result<(kube::Client, Multiplexed), kube::Error> {
+    let multiplexed = Multiplexed::default();
+    if config.proxy_url.is_some() {
+        return kube::Client::try_from(config).map(|c| (c, multiplexed));
+    }
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(config.connect_timeout);
+    // HTTP/2 writes a request's HEADERS and DATA frames separately: with Nagle's algorithm the
+    // DATA frame waits for the ACK of the HEADERS, which the server delays (40 ms on Linux).
+    // Go's clients set TCP_NODELAY too.
+    http.set_nodelay(true);
+    let mut https = HttpsConnectorBuilder::new()
+        .with_tls_config(config.rustls_client_config()?)
+        .https_or_http();
+    if let Some(name) = &config.tls_server_name {
+        let name = name.clone().try_into().map_err(|e| {
+            kube::Error::RustlsTls(kube::client::RustlsTlsError::InvalidServerName(e))
+        })?;
+        https = https.with_server_name_resolver(FixedServerNameResolver::new(name));
+    }
+    let https = https.enable_all_versions().wrap_connector(http);
+    let hyper: HyperClient<_, kube::client::Body> =
+        HyperClient::builder(TokioExecutor::new()).build(https);
+    let seen = multiplexed.clone();
+    let service = ServiceBuilder::new()
+        .layer(config.base_uri_layer())
+        .option_layer(config.auth_layer()?)
+        .layer(config.extra_headers_layer()?)
+        .map_response(move |res: Response<Incoming>| {
+            seen.saw(res.version());
+            res
+        })
+        .map_err(tower::BoxError::from)
+        .service(hyper);
+    Ok((
+        kube::Client::new(service, config.default_namespace),
+        multiplexed,
+    ))
+}
