@@ -2,7 +2,8 @@
 //!
 //! [`ApiServer::start`] serves HTTPS on `127.0.0.1:<random port>` from its own threads and
 //! tokio runtime until dropped: a CA and a server certificate (SANs `127.0.0.1`, `localhost`)
-//! are generated at start, TLS is rustls with the ring provider, ALPN `http/1.1`, HTTP/1.1 with
+//! are generated at start, TLS is rustls with the ring provider, ALPN `h2` then `http/1.1` (as
+//! the real API server; [`Options::http1_only`] offers HTTP/1.1 alone), HTTP/1.1 with
 //! keep-alive. It speaks the REST protocol the `kube` client and kubectl use for:
 //!
 //! | path | verbs |
