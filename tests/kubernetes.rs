@@ -436,3 +436,20 @@ fn on_http1_one_connection_carries_one_request_at_a_time() {
     );
     assert_eq!(s.count("POST events"), 1);
 }
+
+/// A YAML kubeconfig (what kubeadm and most tools write) works as the JSON one `plexus
+/// install` writes: it goes through kube's reader instead of the JSON fast path.
+#[test]
+fn yaml_kubeconfig_works_too() {
+    let s = server();
+    let d = tempfile::tempdir().unwrap();
+    let doc: Value = serde_json::from_str(&s.kubeconfig()).unwrap();
+    let yaml = serde_yaml::to_string(&doc).unwrap();
+    assert!(!yaml.trim_start().starts_with('{'), "{yaml}");
+    let kc = d.path().join("kubeconfig.yaml");
+    std::fs::write(&kc, yaml).unwrap();
+    std::fs::set_permissions(&kc, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let c = client_with(&kc, Duration::from_secs(5));
+    let pod = pod::lookup(&c, &web(), Command::Add).expect("pod read");
+    assert_eq!(pod.uid, "u-1");
+}
