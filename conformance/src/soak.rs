@@ -19,7 +19,7 @@
 //! - memory: plexus's own peak RSS (`VmHWM`) of every ADD, sampled as [`crate::bench::proc`]
 //!   does, first tenth against last tenth.
 //!
-//! The faults (weights in [`Fault::pick`]): none; a NAD whose conflist fails after its bridge
+//! The faults (weights in `Fault::pick`): none; a NAD whose conflist fails after its bridge
 //! and lease exist, at a random position among the pod's networks (rollback); SIGKILL of
 //! plexus at a random stop point of ADD (its rollback included) or of DEL
 //! (`PLEXUS_DEBUG_STOP_AT`, so the plexus binary must be a debug build); the API answering
