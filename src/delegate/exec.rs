@@ -650,18 +650,12 @@ mod tests {
     #[test]
     fn missing_binary_is_a_spawn_failure() {
         let e = ProcessExec::default()
-            .run(&ExecRequest {
-                path: Path::new("/nonexistent/plug"),
-                env: vec![],
-                env_remove: vec![],
-                stdin: b"",
-                timeout: T,
-            })
+            .run(&request(Path::new("/nonexistent/plug"), b""))
             .unwrap_err();
         assert!(matches!(e, DelegateFailure::Spawn { .. }), "{e:?}");
     }
 
-    /// Bounded wait (5 s) for a killed process to be gone (a zombie counts as gone).
+    /// A request for `p` with `stdin`, no extra environment and the default deadline.
     fn request<'a>(p: &'a Path, stdin: &'a [u8]) -> ExecRequest<'a> {
         ExecRequest {
             path: p,
@@ -752,6 +746,7 @@ mod tests {
         assert_eq!(gates.get(), 1);
     }
 
+    /// Bounded wait (5 s) for a killed process to be gone (a zombie counts as gone).
     fn assert_gone(pid: i32, what: &str) {
         plexus_conformance::wait_until(what, Duration::from_secs(5), || {
             !plexus_conformance::plugins::process_alive(pid)
