@@ -31,6 +31,22 @@ fn node(plugin: &str, extra: Value) -> String {
     n.to_string()
 }
 
+/// A fresh bin directory holding one plugin, the shell script `name` running `body`, for
+/// delegates the fixtures do not have.
+fn script_plugin(name: &str, body: &str) -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = tempfile::tempdir().unwrap();
+    let script = bin.path().join(name);
+    std::fs::write(&script, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    bin
+}
+
+/// The [`node`] extra that runs plugins from `bin` instead of the fixtures.
+fn bin_dir(bin: &tempfile::TempDir) -> Value {
+    json!({"binDir": bin.path().display().to_string()})
+}
+
 /// The pod namespace of this sandbox (created on first use).
 const POD: &str = "/run/netns/fake-pod";
 
@@ -346,9 +362,7 @@ fn text_file_busy_is_retried_then_reported() {
         // Held open for writing for the whole run: every exec attempt gets ETXTBSY.
         let _writer = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
         let d = tempfile::tempdir().unwrap();
-        let mut n: Value = serde_json::from_str(&node("busy-plugin", json!({}))).unwrap();
-        n["binDir"] = json!(bin.path().display().to_string());
-        let r = call("ADD", d.path(), &n.to_string());
+        let r = call("ADD", d.path(), &node("busy-plugin", bin_dir(&bin)));
         assert_eq!(r.code, 1, "{r:?}");
         let doc = r.json();
         assert_eq!(doc["code"], 5);
@@ -469,19 +483,10 @@ fn delegate_that_never_reads_its_config_is_reported_not_fatal() {
     sandbox::run(
         "delegate_that_never_reads_its_config_is_reported_not_fatal",
         || {
-            let bin = tempfile::tempdir().unwrap();
-            let script = bin.path().join("nostdin");
-            std::fs::write(&script, "#!/bin/sh\nexit 3\n").unwrap();
-            std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-                .unwrap();
+            let bin = script_plugin("nostdin", "exit 3");
+            let mut node: Value = serde_json::from_str(&node("nostdin", bin_dir(&bin))).unwrap();
             // Four times a pipe's buffer: the writes cannot all land before the plugin exits.
-            let pad = "x".repeat(256 * 1024);
-            let node = json!({
-                "cniVersion": "1.1.0", "name": "plexus", "type": "plexus",
-                "binDir": bin.path().display().to_string(),
-                "cniDir": "/run/cni/plexus",
-                "delegates": [{"cniVersion": "1.0.0", "name": "fakenet", "type": "nostdin", "pad": pad}]
-            });
+            node["delegates"][0]["pad"] = json!("x".repeat(256 * 1024));
             let d = tempfile::tempdir().unwrap();
             let r = call("ADD", d.path(), &node.to_string());
             assert_error(
@@ -503,28 +508,17 @@ fn first_delegate_gets_its_config_only_once_the_plan_is_saved() {
     sandbox::run(
         "first_delegate_gets_its_config_only_once_the_plan_is_saved",
         || {
-            let bin = tempfile::tempdir().unwrap();
             let d = tempfile::tempdir().unwrap();
             let seen = d.path().join("journal-seen");
-            let script = bin.path().join("planreader");
-            std::fs::write(
-                &script,
-                format!(
-                    "#!/bin/sh\ncat > /dev/null\ncat /run/cni/plexus/*.json > {}\n\
-                     printf '{{\"cniVersion\":\"1.0.0\",\"ips\":[{{\"address\":\"10.9.0.2/24\"}}]}}'\n",
+            let bin = script_plugin(
+                "planreader",
+                &format!(
+                    "cat > /dev/null\ncat /run/cni/plexus/*.json > {}\n\
+                     printf '{{\"cniVersion\":\"1.0.0\",\"ips\":[{{\"address\":\"10.9.0.2/24\"}}]}}'",
                     seen.display()
                 ),
-            )
-            .unwrap();
-            std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-                .unwrap();
-            let node = json!({
-                "cniVersion": "1.1.0", "name": "plexus", "type": "plexus",
-                "binDir": bin.path().display().to_string(),
-                "cniDir": "/run/cni/plexus",
-                "delegates": [{"cniVersion": "1.0.0", "name": "fakenet", "type": "planreader"}]
-            });
-            let r = call("ADD", d.path(), &node.to_string());
+            );
+            let r = call("ADD", d.path(), &node("planreader", bin_dir(&bin)));
             assert_eq!(r.code, 0, "{r:?}");
             let journal: Value = serde_json::from_slice(&std::fs::read(&seen).unwrap())
                 .unwrap_or_else(|e| panic!("the plan, as the delegate saw it: {e}"));
