@@ -15,8 +15,8 @@
 //! `insecure-skip-tls-verify`, the CA file reloaded in-cluster, `tls-server-name`). Left out:
 //! kube's retry layer (plexus retries within its own budget), gzip (off in this build of kube)
 //! and its per-request debug spans. Connect timeout: the connector's own; TCP_NODELAY on (see
-//! [`client`]). A kubeconfig with a
-//! `proxy-url` is handed to kube's stack, which reports that this build has no proxy support.
+//! [`client`]). A kubeconfig with a `proxy-url` is handed to kube's stack, which reports that
+//! this build has no proxy support.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
