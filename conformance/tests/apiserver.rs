@@ -808,6 +808,38 @@ fn pod_status_patch_changes_annotations_and_status_not_spec() {
     assert_eq!(api.count("GET pods/status"), 1);
 }
 
+/// A patch that gives the pod's own UID goes through; one with another UID (a pod of the same
+/// name recreated since) is refused as the real server refuses it, and changes nothing.
+#[test]
+fn patch_with_another_uid_is_refused() {
+    let api = ApiServer::start();
+    let c = Client::new(&api);
+    let stored = api.put(pod("p"));
+    let uid = stored["metadata"]["uid"].as_str().unwrap().to_owned();
+    let status_path = format!("{PODS}/p/status");
+    let r = c.patch(
+        &status_path,
+        MERGE,
+        &json!({"metadata": {"uid": uid, "annotations": {"a": "1"}}}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["metadata"]["annotations"]["a"], "1");
+    let r = c.patch(
+        &status_path,
+        MERGE,
+        &json!({"metadata": {"uid": "0000-old", "annotations": {"a": "2"}}}),
+    );
+    assert_eq!(r.status, 422);
+    assert_eq!(
+        r.json()["message"],
+        "Pod \"p\" is invalid: metadata.uid: Invalid value: \"0000-old\": field is immutable"
+    );
+    assert_eq!(r.json()["reason"], "Invalid");
+    let now = c.get(&format!("{PODS}/p")).json();
+    assert_eq!(now["metadata"]["annotations"]["a"], "1");
+    assert_eq!(now["metadata"]["uid"], uid.as_str());
+}
+
 #[test]
 fn events_in_both_groups() {
     let api = ApiServer::start();

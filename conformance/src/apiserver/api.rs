@@ -635,8 +635,27 @@ fn patch(
         ));
     }
     check_precondition(&patched, &current, ep, name)?;
+    check_uid_unchanged(&patched, &current, ep, name)?;
     let new = apply_strategy(ep, &current, patched, status_sub);
     Ok(Response::json(200, &store.update(ep.res, new)))
+}
+
+/// rest.BeforeUpdate keeps a UID the request gives and validation refuses to change it: a
+/// patch carrying the UID of a deleted pod fails against the pod recreated under its name.
+fn check_uid_unchanged(
+    patched: &Value,
+    current: &Value,
+    ep: Endpoint,
+    name: &str,
+) -> Result<(), ApiError> {
+    match (meta_str(patched, "uid"), meta_str(current, "uid")) {
+        (Some(given), Some(have)) if !given.is_empty() && given != have => Err(ApiError::invalid(
+            ep,
+            name,
+            &format!("metadata.uid: Invalid value: \"{given}\": field is immutable"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn delete(
