@@ -390,7 +390,7 @@ fn add_like_requests(s: &ApiServer, c: &Client) -> (u64, u64) {
         "AddedInterface",
         "Add net1 [10.71.0.2] from default/macvlan-a",
     );
-    c.set_pod_annotation("default", "web", status::ANNOTATION, "[]")
+    c.set_pod_annotation(&pod, status::ANNOTATION, "[]")
         .expect("status written");
     (reading, s.max_in_flight())
 }

@@ -7,7 +7,7 @@
 //! - [`KubeApi::nad`]: one NetworkAttachmentDefinition by namespace/name (`None` when absent);
 //! - [`KubeApi::set_pod_annotation`]: one merge patch of one annotation on `pods/status`
 //!   (needs only the `pods/status` permission, and cannot drop a concurrent writer's other
-//!   annotations);
+//!   annotations), with the pod's UID as a precondition;
 //! - [`KubeApi::event`]: a best-effort Event; never fails the caller.
 
 use std::collections::BTreeMap;
@@ -71,14 +71,10 @@ pub trait KubeApi {
     /// run concurrently where the connection allows it (HTTP/2); the next
     /// [`nad`](KubeApi::nad) of each takes its answer. A hint: the default does nothing.
     fn prefetch_nads(&self, _nads: &[(String, String)]) {}
-    /// Sets one annotation of a pod through `pods/status`.
-    fn set_pod_annotation(
-        &self,
-        namespace: &str,
-        name: &str,
-        key: &str,
-        value: &str,
-    ) -> Result<(), Error>;
+    /// Sets one annotation of a pod through `pods/status`. The patch carries the pod's UID
+    /// (when known): the API server refuses to change a UID, so a pod of the same name
+    /// recreated since `pod` was known is not written to.
+    fn set_pod_annotation(&self, pod: &PodMeta, key: &str, value: &str) -> Result<(), Error>;
     /// Records an Event about the pod; failures are logged, never returned.
     fn event(&self, pod: &PodMeta, kind: EventType, reason: &str, message: &str);
 }
@@ -128,7 +124,7 @@ pub(crate) mod fake {
                 .find(|n| n.namespace == ns && n.name == name)
                 .cloned())
         }
-        fn set_pod_annotation(&self, _: &str, _: &str, _: &str, _: &str) -> Result<(), Error> {
+        fn set_pod_annotation(&self, _: &PodMeta, _: &str, _: &str) -> Result<(), Error> {
             unreachable!("these tests write no annotation")
         }
         fn event(&self, _: &PodMeta, _: EventType, _: &str, _: &str) {}

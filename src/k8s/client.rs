@@ -366,6 +366,14 @@ fn refused(server: &str, what: &str, e: &kube::Error) -> Error {
             ),
             "grant plexus's service account the RBAC it needs: get on pods and network-attachment-definitions, patch on pods/status, create on events",
         ),
+        // The UID a status write carries (see `set_pod_annotation`) is not the pod's.
+        kube::Error::Api(s) if s.code == 422 && s.message.contains("metadata.uid") => (
+            format!(
+                "the Kubernetes API refused {what}: the pod was deleted and recreated under the same name ({} {}: {})",
+                s.code, s.reason, s.message
+            ),
+            "the runtime will tear this sandbox down and create a new one for the new pod",
+        ),
         kube::Error::Api(s) => (
             format!(
                 "the Kubernetes API failed {what} ({} {}): {}",
@@ -533,17 +541,16 @@ impl KubeApi for Client {
         }))
     }
 
-    fn set_pod_annotation(
-        &self,
-        namespace: &str,
-        name: &str,
-        key: &str,
-        value: &str,
-    ) -> Result<(), Error> {
-        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
-        let patch = Patch::Merge(json!({"metadata": {"annotations": {key: value}}}));
-        let what = format!("writing annotation {key} of pod {namespace}/{name}");
-        let owned = name.to_owned();
+    fn set_pod_annotation(&self, pod: &PodMeta, key: &str, value: &str) -> Result<(), Error> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), &pod.namespace);
+        let mut meta = json!({"annotations": {key: value}});
+        if !pod.uid.is_empty() {
+            // A precondition: a changed UID is refused (422, "field is immutable").
+            meta["uid"] = json!(pod.uid);
+        }
+        let patch = Patch::Merge(json!({ "metadata": meta }));
+        let what = format!("writing annotation {key} of pod {}", pod.key());
+        let owned = pod.name.clone();
         self.call(what, self.budget, move || {
             let (api, name, patch) = (api.clone(), owned.clone(), patch.clone());
             async move {

@@ -277,7 +277,7 @@ fn contains(addr: IpAddr, prefix: u8, ip: IpAddr) -> bool {
 /// `pods/status` (only the `pods/status` permission needed; other annotations, written
 /// concurrently by others, are untouched).
 pub fn write(api: &dyn KubeApi, pod: &PodMeta, entries: &[Value]) -> Result<(), Error> {
-    api.set_pod_annotation(&pod.namespace, &pod.name, ANNOTATION, &annotation(entries))
+    api.set_pod_annotation(pod, ANNOTATION, &annotation(entries))
 }
 
 #[cfg(test)]
