@@ -453,3 +453,23 @@ fn yaml_kubeconfig_works_too() {
     let pod = pod::lookup(&c, &web(), Command::Add).expect("pod read");
     assert_eq!(pod.uid, "u-1");
 }
+
+/// The connection (TCP and TLS) starts when the client is built, before any request
+/// (src/k8s/transport.rs): an ADD whose pod comes from the runtime may make its first request
+/// only after its cluster network's delegate. The first request then uses that connection.
+#[test]
+fn the_connection_is_made_before_the_first_request_and_then_used() {
+    let s = server();
+    let d = tempfile::tempdir().unwrap();
+    let c = client_for(&s, d.path());
+    plexus_conformance::wait_until(
+        "the connection made by building the client",
+        Duration::from_secs(5),
+        || s.connections().values().sum::<u64>() == 1,
+    );
+    assert!(counts(&s).is_empty(), "no request yet: {:?}", counts(&s));
+    let pod = pod::lookup(&c, &web(), Command::Add).expect("pod read");
+    assert_eq!(pod.uid, "u-1");
+    drop(c);
+    assert_eq!(s.connections(), BTreeMap::from([("h2".to_string(), 1)]));
+}
