@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use crate::cni::{Command, Env, Error, Version};
 use crate::delegate::Exec;
-use crate::k8s::pod::PodRef;
+use crate::k8s::pod::{self, PodRef};
 use crate::node::{NodeConfig, decode_stdin};
 use crate::state::StateDir;
 use crate::txn::{self, ApiSource, Ctx, LazyClient};
@@ -129,10 +129,12 @@ fn dispatch(env: &Env, node: &NodeConfig, exec: &dyn Exec) -> Result<Option<Valu
 }
 
 /// ADD's first API call is the pod read, and the first call pays for connecting (TCP and the
-/// TLS handshake). Starting it here, before the journal directory is opened, lets the
-/// connection be made while plexus goes on with its own start (opening the journal directory,
-/// starting the interface listing); ADD then takes the answer where it reads the pod, with
-/// the same retries, budget and errors. Not when ADD is going to wait for the readiness
+/// TLS handshake). Building the client here, before the journal directory is opened, starts
+/// the connection (see [`crate::k8s::transport`]), and the pod read is sent at once: both
+/// overlap with plexus's own start (opening the journal directory, starting the interface
+/// listing); ADD then takes the answer where it reads the pod, with the same retries, budget
+/// and errors. When the runtime passed the pod's annotations there is no pod read, only the
+/// connection ([`pod::from_runtime`]). Not when ADD is going to wait for the readiness
 /// indicator first (the pod is read after the wait then), and nothing here fails: a client
 /// that cannot be built is reported by ADD itself.
 fn prefetch_pod(env: &Env, node: &NodeConfig, apis: &LazyClient) {
@@ -143,6 +145,8 @@ fn prefetch_pod(env: &Env, node: &NodeConfig, apis: &LazyClient) {
         return;
     };
     if let Ok(Some(api)) = apis.api() {
-        api.prefetch_pod(&pod.namespace, &pod.name);
+        if pod::from_runtime(&pod, &node.runtime_config).is_none() {
+            api.prefetch_pod(&pod.namespace, &pod.name);
+        }
     }
 }

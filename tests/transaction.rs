@@ -432,6 +432,123 @@ fn ips_and_mac_reach_a_capable_plugin() {
 // ---------------------------------------------------------------------------------------------
 // DEL.
 
+/// The capability under which containerd and CRI-O pass the pod's annotations.
+const POD_ANNOTATIONS: &str = "io.kubernetes.cri.pod-annotations";
+
+/// The node config keys of a runtime that passes the pod's annotations, `annotations` being
+/// what the kubelet has for the pod.
+fn runtime_annotations(annotations: Value) -> Value {
+    json!({"runtimeConfig": {POD_ANNOTATIONS: annotations}})
+}
+
+/// With the capability declared, the pod's annotations come from the runtime: the pod is not
+/// read (the API's copy, here without the networks annotation, is not what ADD follows), the
+/// network-status write carries the runtime's UID, and the annotations stay out of the
+/// journal of a cluster network that does not declare the capability. DEL without a journal
+/// follows them too.
+#[test]
+fn pod_annotations_from_the_runtime_replace_the_pod_read() {
+    sandbox::run(
+        "pod_annotations_from_the_runtime_replace_the_pod_read",
+        || {
+            let mut node = Node::start(cluster_bridge("cl-rt", "plxq0", "10.131.0.0/24"));
+            node.set("capabilities", json!({ POD_ANNOTATIONS: true }));
+            node.nad("br-rt", &bridge("br-rt", "plxq1", "10.131.1.0/24"));
+            let pod = node.pod("rt", "");
+            node.api.reset_counters();
+            let given = runtime_annotations(json!({
+                "k8s.v1.cni.cncf.io/networks": "br-rt",
+                "kubernetes.io/config.source": "api",
+            }));
+            let run = node.add_with(&pod, &given);
+            run.assert_ok("ADD with the pod's annotations from the runtime");
+            let result = run.json();
+            assert_eq!(pod.link_names(), ["eth0", "lo", "net1"]);
+            assert_eq!(node.api.count("GET pods"), 0, "{:?}", node.api.counters());
+            assert_eq!(node.api.count("GET network-attachment-definitions"), 1);
+            let status = node.network_status(&pod);
+            let names: Vec<&Value> = status.iter().map(|e| &e["name"]).collect();
+            assert_eq!(names, ["cl-rt", "default/br-rt"], "{status:?}");
+            let patch = node
+                .api
+                .requests()
+                .into_iter()
+                .find(|r| r.key == "PATCH pods/status")
+                .expect("the status write");
+            let body: Value = serde_json::from_slice(&patch.body).expect("a JSON patch");
+            assert_eq!(body["metadata"]["uid"], pod.uid.as_str());
+            for f in node.journal_files_of(&pod) {
+                let text = fs::read_to_string(&f).expect("journal readable");
+                assert!(
+                    !text.contains(POD_ANNOTATIONS),
+                    "{} keeps the pod's annotations: {text}",
+                    f.display()
+                );
+            }
+            // A DEL without the journal (a wiped state directory) rebuilds the pod's networks
+            // from the runtime's annotations too: net1's lease is released, no pod read.
+            for f in node.journal_files_of(&pod) {
+                fs::remove_file(&f).expect("remove the journal");
+            }
+            assert_eq!(leases("br-rt").len(), 1);
+            node.del_with(&pod, Some(&result), &given)
+                .assert_ok("DEL without a journal");
+            assert_eq!(node.api.count("GET pods"), 0, "{:?}", node.api.counters());
+            node.assert_clean(&pod, "after DEL");
+        },
+    );
+}
+
+/// A pod deleted and recreated under the same name while the runtime set up the old one's
+/// sandbox: with the annotations from the runtime nothing read the pod, so the status write
+/// (carrying the old UID) is what the API server refuses; ADD rolls back and says why.
+#[test]
+fn status_write_for_a_recreated_pod_is_refused_and_rolls_back() {
+    sandbox::run(
+        "status_write_for_a_recreated_pod_is_refused_and_rolls_back",
+        || {
+            let mut node = Node::start(cluster_bridge("cl-rc", "plxq2", "10.132.0.0/24"));
+            node.set("capabilities", json!({ POD_ANNOTATIONS: true }));
+            node.nad("br-rc", &bridge("br-rc", "plxq3", "10.132.1.0/24"));
+            let pod = node.pod("rc", "br-rc");
+            let mut again = node.api.get("pods", "default", "rc").expect("the pod");
+            again["metadata"]["uid"] = json!("uid-of-the-new-pod");
+            node.api.put(again);
+            let given = runtime_annotations(json!({"k8s.v1.cni.cncf.io/networks": "br-rc"}));
+            let run = node.add_with(&pod, &given);
+            let (code, msg, details) = run.error();
+            assert_eq!(run.code, 1, "{run:?}");
+            assert_eq!(
+                code, 5,
+                "the code of the UID rule's failure on the read path"
+            );
+            assert_eq!(
+                msg,
+                format!(
+                    "writing network-status of pod default/rc failed: the Kubernetes API refused \
+                     writing annotation k8s.v1.cni.cncf.io/network-status of pod default/rc: the \
+                     pod was deleted and recreated under the same name (422 Invalid: Pod \"rc\" \
+                     is invalid: metadata.uid: Invalid value: \"{}\": field is immutable)",
+                    pod.uid
+                )
+            );
+            assert_eq!(
+                details,
+                "the runtime will tear this sandbox down and create a new one for the new pod"
+            );
+            assert_eq!(
+                node.status_text(&pod),
+                None,
+                "nothing written to the new pod"
+            );
+            node.assert_clean(&pod, "after the refused status write");
+            node.del_with(&pod, None, &given)
+                .assert_ok("the runtime's DEL");
+            node.assert_clean(&pod, "after the runtime's DEL");
+        },
+    );
+}
+
 #[test]
 fn del_needs_no_api_server() {
     sandbox::run("del_needs_no_api_server", || {

@@ -9,6 +9,23 @@
 //! - static pods are exempt: the API holds their mirror pod, whose UID differs from the one
 //!   the kubelet uses. A pod whose `kubernetes.io/config.source` annotation is present and not
 //!   `api` is static.
+//!
+//! # The pod's annotations from the runtime
+//!
+//! containerd and CRI-O pass the pod's annotations (the kubelet copies all of them into the
+//! sandbox config) in `runtimeConfig` under [`RUNTIME_ANNOTATIONS`] to a plugin whose config
+//! declares that capability (`"capabilities": {"io.kubernetes.cri.pod-annotations": true}`
+//! in the node config; `plexus install` declares it). ADD then takes the pod from the runtime
+//! ([`from_runtime`]) instead of reading it from the API: the NADs are read as soon as the
+//! connection is up, and a pod on the cluster network alone makes no API call before its
+//! delegate runs. The annotations are the ones of the pod this sandbox belongs to, so the UID
+//! rule's question (are these the annotations of the runtime's pod?) does not arise; the one
+//! write, network-status, carries the runtime's UID (see [`super::api::KubeApi::set_pod_annotation`]),
+//! which the API server refuses for a pod of the same name recreated in the meantime (the ADD
+//! then rolls back). The API is still read when the runtime sends no UID or the pod is static
+//! (its mirror pod in the API has another UID), and when the value is not a map of strings.
+
+use serde_json::{Map, Value};
 
 use crate::cni::{CniArgs, Command, Error};
 
@@ -49,6 +66,35 @@ pub fn is_static(pod: &PodMeta) -> bool {
     pod.annotations
         .get(CONFIG_SOURCE_ANNOTATION)
         .is_some_and(|s| s != "api")
+}
+
+/// The `runtimeConfig` key of the pod's annotations (containerd and CRI-O).
+pub const RUNTIME_ANNOTATIONS: &str = "io.kubernetes.cri.pod-annotations";
+
+/// The pod as the runtime passed it, when that can stand for the API's (see the module docs);
+/// `None` means: read the pod from the API.
+pub fn from_runtime(pod: &PodRef, runtime_config: &Map<String, Value>) -> Option<PodMeta> {
+    let given = runtime_config.get(RUNTIME_ANNOTATIONS)?;
+    let uid = pod.uid.clone()?;
+    let Some(map) = given.as_object() else {
+        tracing::debug!("the runtime's pod annotations are not a map; reading the pod");
+        return None;
+    };
+    let mut annotations = std::collections::BTreeMap::new();
+    for (k, v) in map {
+        let Some(v) = v.as_str() else {
+            tracing::debug!(key = %k, "a runtime pod annotation is not a string; reading the pod");
+            return None;
+        };
+        annotations.insert(k.clone(), v.to_owned());
+    }
+    let found = PodMeta {
+        namespace: pod.namespace.clone(),
+        name: pod.name.clone(),
+        uid,
+        annotations,
+    };
+    (!is_static(&found)).then_some(found)
 }
 
 /// Reads the pod and applies the UID rule for `command`.
@@ -120,6 +166,45 @@ mod tests {
         assert_eq!(PodRef::from_args(&a), None);
         let a = CniArgs::parse("K8S_POD_NAMESPACE=ns;K8S_POD_NAME=").unwrap();
         assert_eq!(PodRef::from_args(&a), None);
+    }
+
+    #[test]
+    fn pod_from_the_runtime_needs_a_uid_strings_and_a_pod_that_is_not_static() {
+        let rc = |v: Value| {
+            serde_json::json!({"portMappings": [], RUNTIME_ANNOTATIONS: v})
+                .as_object()
+                .unwrap()
+                .clone()
+        };
+        let nets = serde_json::json!({"k8s.v1.cni.cncf.io/networks": "a,b", "x": ""});
+        let got = from_runtime(&pod_ref(Some("u")), &rc(nets.clone())).unwrap();
+        assert_eq!(
+            got,
+            PodMeta {
+                namespace: "ns".into(),
+                name: "p".into(),
+                uid: "u".into(),
+                annotations: BTreeMap::from([
+                    ("k8s.v1.cni.cncf.io/networks".into(), "a,b".into()),
+                    ("x".into(), String::new()),
+                ]),
+            }
+        );
+        // An empty map is a pod without annotations: still the runtime's.
+        assert!(from_runtime(&pod_ref(Some("u")), &rc(serde_json::json!({}))).is_some());
+        assert_eq!(from_runtime(&pod_ref(None), &rc(nets)), None);
+        assert_eq!(from_runtime(&pod_ref(Some("u")), &Map::new()), None);
+        for bad in [
+            serde_json::json!(["a"]),
+            serde_json::json!(null),
+            serde_json::json!({"a": 1}),
+        ] {
+            assert_eq!(from_runtime(&pod_ref(Some("u")), &rc(bad)), None);
+        }
+        let file = serde_json::json!({CONFIG_SOURCE_ANNOTATION: "file"});
+        assert_eq!(from_runtime(&pod_ref(Some("u")), &rc(file)), None);
+        let api = serde_json::json!({CONFIG_SOURCE_ANNOTATION: "api"});
+        assert!(from_runtime(&pod_ref(Some("u")), &rc(api)).is_some());
     }
 
     #[test]

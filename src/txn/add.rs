@@ -1,6 +1,7 @@
 //! ADD as a transaction.
 //!
-//! 1. Wait for the readiness indicator (bounded), read the pod (UID rule), resolve the node's
+//! 1. Wait for the readiness indicator (bounded), read the pod (UID rule; or take its
+//!    annotations from the runtime, see [`pod`](crate::k8s::pod)), resolve the node's
 //!    networks, the default-network annotation and the selected networks, read the interface
 //!    names already in the pod, and [plan]; when a network names a device-plugin
 //!    resource, ask the kubelet once for the pod's devices and read their device-information
@@ -88,7 +89,10 @@ pub fn add(ctx: &Ctx<'_>) -> Result<Value, Error> {
     let listing = netns::start_interface_names(Path::new(&netns));
     let api = ctx.api()?;
     let pod = match (api, ctx.pod_ref()) {
-        (Some(api), Some(r)) => Some(pod::lookup(api, &r, Command::Add)?),
+        (Some(api), Some(r)) => Some(match pod::from_runtime(&r, &ctx.node.runtime_config) {
+            Some(given) => given,
+            None => pod::lookup(api, &r, Command::Add)?,
+        }),
         _ => None,
     };
     let inputs = inputs(ctx, api, pod.as_ref())?;
@@ -238,11 +242,22 @@ pub(crate) fn inputs(
             ));
         }
     }
+    let mut runtime_config = node.runtime_config.clone();
+    let wants_annotations = cluster
+        .config
+        .plugins()
+        .iter()
+        .any(|p| p.capabilities().any(|c| c == pod::RUNTIME_ANNOTATIONS));
+    if !wants_annotations {
+        // Delegates get only the keys they declare anyway; dropping this one here keeps the
+        // pod's annotations (possibly tens of KiB) out of the journal.
+        runtime_config.remove(pod::RUNTIME_ANNOTATIONS);
+    }
     Ok(Inputs {
         cluster,
         defaults,
         selected,
-        runtime_config: node.runtime_config.clone(),
+        runtime_config,
         ifname: ctx.env.ifname.clone(),
     })
 }
