@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use plexus::k8s::api::KubeApi;
 use plexus::k8s::client::{Client, ClientOptions};
+use plexus::k8s::pod::RUNTIME_ANNOTATIONS as POD_ANNOTATIONS;
 use plexus_conformance::apiserver::ApiServer;
 use plexus_conformance::{output_with_timeout, wait_until};
 use serde_json::{Value, json};
@@ -209,23 +210,32 @@ fn help_and_usage_errors() {
 
 #[test]
 fn each_cluster_network_shape_becomes_the_cluster_network() {
+    // The default's own, then the pod annotations' (a kubeconfig is written).
     for (file, version, caps) in [
         (
             "10-calico.conflist",
             "0.3.1",
-            json!({"bandwidth": true, "portMappings": true}),
+            json!({"bandwidth": true, "portMappings": true, POD_ANNOTATIONS: true}),
         ),
-        ("05-cilium.conflist", "0.3.1", json!({})),
+        (
+            "05-cilium.conflist",
+            "0.3.1",
+            json!({ POD_ANNOTATIONS: true }),
+        ),
         (
             "10-flannel.conflist",
             "0.3.1",
-            json!({"portMappings": true}),
+            json!({"portMappings": true, POD_ANNOTATIONS: true}),
         ),
-        ("10-weave.conflist", "0.3.0", json!({"portMappings": true})),
+        (
+            "10-weave.conflist",
+            "0.3.0",
+            json!({"portMappings": true, POD_ANNOTATIONS: true}),
+        ),
         (
             "10-kuberouter.conflist",
             "0.3.0",
-            json!({"snat": true, "portMappings": true}),
+            json!({"snat": true, "portMappings": true, POD_ANNOTATIONS: true}),
         ),
     ] {
         let h = Host::new();
@@ -327,7 +337,10 @@ fn the_first_real_config_wins_among_many() {
         "/etc/cni/net.d/01-bridge.conf"
     );
     assert_eq!(v["cniVersion"], "0.4.0");
-    assert_eq!(v["plugins"][0]["capabilities"], json!({"ips": true}));
+    assert_eq!(
+        v["plugins"][0]["capabilities"],
+        json!({"ips": true, POD_ANNOTATIONS: true})
+    );
     // The stale temp file of a killed writer was cleaned up; nothing else was.
     assert!(
         !h.net_d()
@@ -768,7 +781,10 @@ fn the_watch_follows_the_default_config_and_stops_on_sigterm() {
     // A new, lexically earlier default takes over.
     h.put_atomically("05-cilium.conflist", &fixture("05-cilium.conflist"));
     wait_until("the switch to cilium", WAIT, is("05-cilium.conflist"));
-    assert_eq!(h.output().unwrap()["plugins"][0]["capabilities"], json!({}));
+    assert_eq!(
+        h.output().unwrap()["plugins"][0]["capabilities"],
+        json!({ POD_ANNOTATIONS: true })
+    );
 
     // Modified in place: the capabilities follow.
     let mut cilium: Value = serde_json::from_str(&fixture("05-cilium.conflist")).unwrap();
@@ -778,8 +794,9 @@ fn the_watch_follows_the_default_config_and_stops_on_sigterm() {
         .push(json!({"type": "portmap", "capabilities": {"portMappings": true}}));
     h.put("05-cilium.conflist", &cilium.to_string());
     wait_until("the new capabilities", WAIT, || {
-        h.output()
-            .is_some_and(|v| v["plugins"][0]["capabilities"] == json!({"portMappings": true}))
+        h.output().is_some_and(|v| {
+            v["plugins"][0]["capabilities"] == json!({"portMappings": true, POD_ANNOTATIONS: true})
+        })
     });
 
     // Broken: refused, logged, the last good config stays.
@@ -857,13 +874,14 @@ fn the_watch_polls_what_inotify_cannot_see() {
     std::os::unix::fs::symlink(&elsewhere, h.net_d().join("10-vendor.conflist")).unwrap();
     let r = Running::start(&h, &["--poll-interval=0.2"]);
     wait_until("the first node config", WAIT, || {
-        h.output()
-            .is_some_and(|v| v["plugins"][0]["capabilities"] == json!({"portMappings": true}))
+        h.output().is_some_and(|v| {
+            v["plugins"][0]["capabilities"] == json!({"portMappings": true, POD_ANNOTATIONS: true})
+        })
     });
     fs::write(&elsewhere, fixture("05-cilium.conflist")).unwrap();
     wait_until("the poll to see the change", WAIT, || {
         h.output()
-            .is_some_and(|v| v["plugins"][0]["capabilities"] == json!({}))
+            .is_some_and(|v| v["plugins"][0]["capabilities"] == json!({ POD_ANNOTATIONS: true }))
     });
     drop(r);
 }

@@ -500,7 +500,7 @@ mod tests {
         assert_eq!(out["plugins"][0]["clusterNetwork"], a.display().to_string());
         assert_eq!(
             out["plugins"][0]["capabilities"],
-            serde_json::json!({"bandwidth": true})
+            serde_json::json!({"bandwidth": true, "io.kubernetes.cri.pod-annotations": true})
         );
         // Malformed: refused, old file kept.
         let before = fs::read(h.p("net.d/00-plexus.conflist")).unwrap();

@@ -32,7 +32,8 @@
 //!       "type": "plexus",
 //!       "kubeconfig": "/etc/cni/net.d/plexus.d/plexus.kubeconfig",
 //!       "clusterNetwork": "/etc/cni/net.d/10-calico.conflist",
-//!       "capabilities": {"portMappings": true, "bandwidth": true},
+//!       "capabilities": {"portMappings": true, "bandwidth": true,
+//!                        "io.kubernetes.cri.pod-annotations": true},
 //!       "...": "the node config keys given by flags"
 //!     }
 //!   ]
@@ -49,7 +50,10 @@
 //! `capabilities` is the union of the capabilities the default's plugins declare `true`, in
 //! order of first appearance: the runtime passes plexus only the runtime values (port
 //! mappings, bandwidth…) that plexus's own plugin entry declares, and plexus hands them to the
-//! cluster network. The version is the default's, so results reach the runtime in the version
+//! cluster network. With a kubeconfig, `io.kubernetes.cri.pod-annotations` follows: containerd
+//! and CRI-O then pass the pod's annotations, and ADD does not read the pod from the API
+//! ([`crate::k8s::pod`]); a runtime that does not know the capability passes nothing and
+//! plexus reads the pod as before. The version is the default's, so results reach the runtime in the version
 //! it already speaks for this network.
 //!
 //! **Validation before writing** ([`validate_generated`]): the output must parse as a
@@ -216,6 +220,13 @@ pub fn generate(
         for cap in p.capabilities() {
             capabilities.insert(cap.to_owned(), Value::Bool(true));
         }
+    }
+    if kubeconfig.is_some() {
+        // The runtime then passes the pod's annotations: no pod read (see crate::k8s::pod).
+        capabilities.insert(
+            crate::k8s::pod::RUNTIME_ANNOTATIONS.to_owned(),
+            Value::Bool(true),
+        );
     }
     let mut plugin = Map::new();
     plugin.insert("type".into(), PLUGIN_TYPE.into());
@@ -408,7 +419,7 @@ mod tests {
                     "type": "plexus",
                     "kubeconfig": "/etc/cni/net.d/plexus.d/plexus.kubeconfig",
                     "clusterNetwork": "/etc/cni/net.d/10-flannel.conflist",
-                    "capabilities": {"portMappings": true},
+                    "capabilities": {"portMappings": true, "io.kubernetes.cri.pod-annotations": true},
                     "logLevel": "debug"
                 }]
             })
@@ -430,15 +441,30 @@ mod tests {
                 {"type":"b","capabilities":{"portMappings":true,"bandwidth":true,"mac":"yes"}}]}"#,
         )]);
         let def = find_default(d.path()).unwrap().unwrap();
-        let bytes = generate(&def, Path::new("/x"), None, &Extras::default()).unwrap();
-        let v: Value = serde_json::from_slice(&bytes).unwrap();
-        let caps: Vec<&String> = v["plugins"][0]["capabilities"]
-            .as_object()
-            .unwrap()
-            .keys()
-            .collect();
-        assert_eq!(caps, ["bandwidth", "portMappings"]);
-        assert!(v["plugins"][0].get("kubeconfig").is_none());
+        let caps = |kubeconfig: Option<&Path>| -> Vec<String> {
+            let bytes = generate(&def, Path::new("/x"), kubeconfig, &Extras::default()).unwrap();
+            let v: Value = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(
+                v["plugins"][0].get("kubeconfig").is_some(),
+                kubeconfig.is_some()
+            );
+            v["plugins"][0]["capabilities"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect()
+        };
+        assert_eq!(caps(None), ["bandwidth", "portMappings"]);
+        // With a kubeconfig, the pod's annotations from the runtime too.
+        assert_eq!(
+            caps(Some(Path::new("/k"))),
+            [
+                "bandwidth",
+                "portMappings",
+                crate::k8s::pod::RUNTIME_ANNOTATIONS
+            ]
+        );
     }
 
     #[test]
