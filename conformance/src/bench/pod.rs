@@ -102,8 +102,14 @@ pub struct Node {
     /// plexus's `cniDir`.
     pub state_dir: PathBuf,
     node_config: Value,
+    /// Whether calls carry the pod's annotations in `runtimeConfig` (see [`Node::new`]).
+    runtime_annotations: bool,
     _work: tempfile::TempDir,
 }
+
+/// The `runtimeConfig` key (and capability) under which containerd and CRI-O pass the pod's
+/// annotations.
+const RUNTIME_ANNOTATIONS: &str = "io.kubernetes.cri.pod-annotations";
 
 /// The CNI environment of one call.
 pub struct Call<'a> {
@@ -122,6 +128,11 @@ pub struct Call<'a> {
 impl Node {
     /// Sets up the node for pods with `n` networks. `state_dir` overrides plexus's `cniDir`
     /// (default: a directory under the temp dir, on the same disk as `/tmp`).
+    ///
+    /// The node config declares the `io.kubernetes.cri.pod-annotations` capability, as
+    /// `plexus install` writes it, and every call carries the pod's annotations in
+    /// `runtimeConfig`, as containerd and CRI-O then pass them; with `BENCH_POD_READ` set, the
+    /// capability is not declared and plexus reads the pod from the API instead.
     pub fn new(binary: &Path, n: usize, plugins: Plugins, state_dir: Option<PathBuf>) -> Node {
         if crate::netns::host_links()
             .iter()
@@ -165,6 +176,10 @@ impl Node {
         let mut node_config = json!({"cniVersion":"1.0.0","name":"plexus","type":"plexus",
             "kubeconfig": kubeconfig, "clusterNetwork": cluster_file,
             "cniDir": state_dir, "binDir": "/nonexistent", "confDir": work.path()});
+        let runtime_annotations = std::env::var_os("BENCH_POD_READ").is_none();
+        if runtime_annotations {
+            node_config["capabilities"] = json!({ RUNTIME_ANNOTATIONS: true });
+        }
         if let Ok(log) = std::env::var("BENCH_LOG") {
             // For profiling: plexus's debug log (timestamps per step) in that file.
             node_config["logLevel"] = json!("debug");
@@ -178,19 +193,30 @@ impl Node {
             plugin_dir,
             state_dir,
             node_config,
+            runtime_annotations,
             _work: work,
+        }
+    }
+
+    /// The annotations of every pod of this node, as the API holds them.
+    fn annotations(&self) -> Value {
+        let selected: Vec<&str> = self.nets[1..]
+            .iter()
+            .filter_map(|n| n.nad.as_deref())
+            .collect();
+        if selected.is_empty() {
+            json!({})
+        } else {
+            json!({"k8s.v1.cni.cncf.io/networks": selected.join(",")})
         }
     }
 
     /// Creates pod `name` in namespace `default` selecting every NAD of the node.
     pub fn add_pod(&self, name: &str) {
-        let selected: Vec<&str> = self.nets[1..]
-            .iter()
-            .filter_map(|n| n.nad.as_deref())
-            .collect();
         let mut meta = json!({"namespace":"default","name":name,"uid":format!("u-{name}")});
-        if !selected.is_empty() {
-            meta["annotations"] = json!({"k8s.v1.cni.cncf.io/networks": selected.join(",")});
+        let annotations = self.annotations();
+        if annotations.as_object().is_some_and(|a| !a.is_empty()) {
+            meta["annotations"] = annotations;
         }
         self.server
             .put(json!({"apiVersion":"v1","kind":"Pod","metadata":meta}));
@@ -259,6 +285,13 @@ impl Node {
         let mut conf = self.node_config.clone();
         if let Some(prev) = prev_result {
             conf["prevResult"] = prev;
+        }
+        if self.runtime_annotations {
+            // The kubelet's copy of a pod (the sandbox config's annotations) has these two more.
+            let mut given = self.annotations();
+            given["kubernetes.io/config.source"] = json!("api");
+            given["kubernetes.io/config.seen"] = json!("2026-11-27T10:00:00.000000000Z");
+            conf["runtimeConfig"] = json!({ RUNTIME_ANNOTATIONS: given });
         }
         let args = Self::args(call);
         let out = run(

@@ -21,7 +21,10 @@
 //! - `--pods 100 --parallel 8 --bursts 3`: the burst.
 //!
 //! Environment: `BENCH_CNI_DIR` (plexus's state dir for `cycle`), `BENCH_LOG` (plexus debug
-//! log file), `BENCH_SPLIT` (print each run's ADD and DEL times).
+//! log file), `BENCH_SPLIT` (print each run's ADD and DEL times), `BENCH_POD_READ` (the
+//! runtime does not pass the pod's annotations, so plexus reads the pod from the API; by
+//! default the node config declares `io.kubernetes.cri.pod-annotations` and every call
+//! carries them, as containerd and CRI-O do).
 
 use std::path::PathBuf;
 
