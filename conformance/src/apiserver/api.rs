@@ -346,8 +346,12 @@ fn get(
     name: &str,
 ) -> Result<Response, ApiError> {
     let store = lock(&shared.store);
-    let obj = store
-        .get(ep.res, ns, name)
+    let found = if req.param("resourceVersion").as_deref() == Some("0") {
+        store.get_cached(ep.res, ns, name)
+    } else {
+        store.get(ep.res, ns, name)
+    };
+    let obj = found
         .cloned()
         .ok_or_else(|| ApiError::not_found(ep, name))?;
     let rv = store.current_rv();

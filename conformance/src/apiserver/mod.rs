@@ -33,7 +33,10 @@
 //! * update strategies: a pod's main resource cannot change `status`; `pods/status` changes
 //!   only `status` and metadata `labels`/`annotations`; a created pod's status is
 //!   `{phase: Pending}`; the server owns `uid`, `creationTimestamp`, `resourceVersion`,
-//!   `name` and `namespace`; `generateName` works;
+//!   `name` and `namespace`; `generateName` works; a patch that gives another `uid` gets 422
+//!   (`metadata.uid: ... field is immutable`);
+//! * a GET of one object with `resourceVersion=0` is answered from the "watch cache", which is
+//!   in step with storage unless [`ApiServer::lag_cache`] holds it back;
 //! * LIST returns a `<Kind>List` with `metadata.resourceVersion`, items without `kind` and
 //!   `apiVersion` for built-in types (with them for NADs); `fieldSelector` (`=`, `==`, `!=` on
 //!   any dotted path, e.g. `metadata.name=x`, `spec.nodeName=n`) and `labelSelector` (`k=v`,
@@ -49,7 +52,8 @@
 //!
 //! Tests seed objects with [`ApiServer::put`] / [`ApiServer::load_yaml_dir`] (no strategy
 //! applied), inject faults ([`ApiServer::set_latency`], [`ApiServer::fail_next`],
-//! [`ApiServer::fail_next_matching`], [`ApiServer::refuse_connections`]) and assert on
+//! [`ApiServer::fail_next_matching`], [`ApiServer::refuse_connections`],
+//! [`ApiServer::lag_cache`]) and assert on
 //! [`ApiServer::counters`] and [`ApiServer::requests`].
 //!
 //! ```no_run
@@ -399,6 +403,14 @@ impl ApiServer {
             .map_err(|e| format!("reading {}: {e}", path.display()))?;
         self.load_yaml_str(&text)
             .map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// `true`: the watch cache lags: reads of one object with `resourceVersion=0` (which the
+    /// real server answers from that cache) see the objects as they are now, not what is
+    /// stored, changed or deleted after; `false`: it catches up. Other reads always see the
+    /// latest.
+    pub fn lag_cache(&self, lag: bool) {
+        lock(&self.shared.store).lag_cache(lag);
     }
 
     /// Delays every response (failures and 401s included) by `latency`; zero turns it off.

@@ -117,6 +117,9 @@ type Key = (Res, String, String);
 pub(crate) struct Store {
     objects: BTreeMap<Key, Value>,
     rv: u64,
+    /// The watch cache when it lags behind: what `resourceVersion=0` reads see (see
+    /// [`Store::get_cached`]); `None` when it is in step with the store.
+    lagging: Option<BTreeMap<Key, Value>>,
 }
 
 impl Store {
@@ -124,6 +127,21 @@ impl Store {
         Store {
             objects: BTreeMap::new(),
             rv: 1,
+            lagging: None,
+        }
+    }
+
+    /// `true`: the watch cache stops at the objects as they are now; `false`: it catches up.
+    pub fn lag_cache(&mut self, lag: bool) {
+        self.lagging = lag.then(|| self.objects.clone());
+    }
+
+    /// What a read with `resourceVersion=0` gets: the real server answers it from its watch
+    /// cache, which may lag behind storage (see [`Store::lag_cache`]).
+    pub fn get_cached(&self, res: Res, ns: &str, name: &str) -> Option<&Value> {
+        match &self.lagging {
+            Some(cache) => cache.get(&(res, ns.to_owned(), name.to_owned())),
+            None => self.get(res, ns, name),
         }
     }
 
