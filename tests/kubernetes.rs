@@ -475,3 +475,87 @@ fn the_connection_is_made_before_the_first_request_and_then_used() {
     drop(c);
     assert_eq!(s.connections(), BTreeMap::from([("h2".to_string(), 1)]));
 }
+
+/// The `resourceVersion` of each request counted under `key`, oldest first ("" when none).
+fn read_versions(s: &ApiServer, key: &str) -> Vec<String> {
+    s.requests()
+        .into_iter()
+        .filter(|r| r.key == key)
+        .map(|r| {
+            r.query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("resourceVersion="))
+                .unwrap_or("")
+                .to_owned()
+        })
+        .collect()
+}
+
+/// Pod and NAD reads ask for `resourceVersion=0` (the API server's watch cache, not a quorum
+/// read of etcd). When the cache lags, what it cannot vouch for is read again from storage:
+/// a NAD or a pod created since (not found in the cache), a pod recreated since (its UID is
+/// the old one's), a NAD that really is missing. Nothing else is read twice.
+#[test]
+fn reads_ask_the_cache_and_storage_settles_what_it_cannot_vouch_for() {
+    let s = server();
+    let d = tempfile::tempdir().unwrap();
+    let c = client_for(&s, d.path());
+    s.reset_counters();
+    assert_eq!(pod::lookup(&c, &web(), Command::Add).unwrap().uid, "u-1");
+    assert!(c.nad("default", "macvlan-a").unwrap().is_some());
+    assert_eq!(read_versions(&s, "GET pods"), ["0"]);
+    assert_eq!(
+        read_versions(&s, "GET network-attachment-definitions"),
+        ["0"]
+    );
+
+    s.lag_cache(true);
+    s.put(nad("default", "fresh", MACVLAN));
+    s.put(pod_obj("default", "new", "u-9", "fresh"));
+    s.put(pod_obj("default", "web", "u-2", "macvlan-a"));
+    s.reset_counters();
+    // Created since: not in the cache, found in storage.
+    let fresh = c
+        .nad("default", "fresh")
+        .unwrap()
+        .expect("found in storage");
+    assert_eq!(fresh.config, MACVLAN);
+    assert_eq!(
+        read_versions(&s, "GET network-attachment-definitions"),
+        ["0", ""]
+    );
+    let new = PodRef {
+        namespace: "default".into(),
+        name: "new".into(),
+        uid: Some("u-9".into()),
+    };
+    assert_eq!(pod::lookup(&c, &new, Command::Add).unwrap().uid, "u-9");
+    assert_eq!(read_versions(&s, "GET pods"), ["0", ""]);
+    // Recreated since: the cache has the old UID, storage the new one, which is the runtime's.
+    s.reset_counters();
+    let recreated = PodRef {
+        uid: Some("u-2".into()),
+        ..web()
+    };
+    let got = pod::lookup(&c, &recreated, Command::Add).unwrap();
+    assert_eq!(
+        (
+            got.uid.as_str(),
+            got.annotations["k8s.v1.cni.cncf.io/networks"].as_str()
+        ),
+        ("u-2", "macvlan-a")
+    );
+    assert_eq!(read_versions(&s, "GET pods"), ["0", ""]);
+    // The runtime's UID is the one the cache has: no second read (the status write's UID
+    // precondition is what catches that sandbox's pod being gone).
+    s.reset_counters();
+    assert_eq!(pod::lookup(&c, &web(), Command::Add).unwrap().uid, "u-1");
+    assert_eq!(read_versions(&s, "GET pods"), ["0"]);
+    // Missing for real: two reads, then absent.
+    s.reset_counters();
+    assert_eq!(c.nad("default", "nope").unwrap(), None);
+    assert_eq!(
+        read_versions(&s, "GET network-attachment-definitions"),
+        ["0", ""]
+    );
+}

@@ -5,6 +5,9 @@
 //! The calls, and why each is the minimum:
 //! - [`KubeApi::pod`]: the pod's metadata only (uid and annotations), never its spec/status;
 //! - [`KubeApi::nad`]: one NetworkAttachmentDefinition by namespace/name (`None` when absent);
+//!
+//! both from the API server's watch cache where it has them (a second read, of storage, only
+//! when the cache's answer could be stale: see [`super::client`]);
 //! - [`KubeApi::set_pod_annotation`]: one merge patch of one annotation on `pods/status`
 //!   (needs only the `pods/status` permission, and cannot drop a concurrent writer's other
 //!   annotations), with the pod's UID as a precondition;
@@ -59,8 +62,14 @@ impl EventType {
 
 /// The Kubernetes calls plexus makes.
 pub trait KubeApi {
-    /// The pod's metadata. A missing pod is an error naming it.
+    /// The pod's metadata. A missing pod is an error naming it. It may come from the API
+    /// server's cache, a moment behind (see [`super::client`]).
     fn pod(&self, namespace: &str, name: &str) -> Result<PodMeta, Error>;
+    /// The pod's metadata as stored now, never from a cache: what settles a UID that
+    /// [`pod`](KubeApi::pod) answered differently from the runtime's. The default is `pod`.
+    fn pod_latest(&self, namespace: &str, name: &str) -> Result<PodMeta, Error> {
+        self.pod(namespace, name)
+    }
     /// Starts reading the pod without waiting, so that connecting to the API server overlaps
     /// with the caller's own work; the next [`pod`](KubeApi::pod) of the same pod takes that
     /// answer. A hint: the default does nothing.

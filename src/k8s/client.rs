@@ -33,6 +33,18 @@
 //! on with its own start. The reads of a pod's distinct NADs are queued together the same way
 //! ([`KubeApi::prefetch_nads`]): on HTTP/2 they take one round trip, not one each.
 //!
+//! # Reads from the API server's cache
+//!
+//! The pod and NAD reads ask for `resourceVersion=0`: the API server answers them from its
+//! watch cache instead of a quorum read of etcd, which is what keeps a burst of pods from
+//! becoming a burst of etcd reads (kubelets and controllers read the same way). The cache
+//! can lag behind storage by a moment, so a read it answers with "not found" is repeated
+//! against storage before plexus believes it (`Read::Latest`), and so is a pod whose UID is
+//! not the runtime's ([`KubeApi::pod_latest`], from [`super::pod::lookup`]): a NAD or a pod
+//! created a moment ago, or a pod recreated under the same name, is never refused because of
+//! the cache. A NAD edited a moment ago may be read as it was before the edit, as by any
+//! client of the cache; editing a NAD never changes the pods already attached anyway.
+//!
 //! Tokens and kubeconfig contents never reach a log or an error message. The kubeconfig and
 //! the `tokenFile` it names are checked before use ([`crate::perms::secret_file`]): owned by
 //! plexus's user or root, not writable by anyone else (refused), not readable by anyone else
@@ -48,7 +60,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{
-    Api, ApiResource, DynamicObject, PartialObjectMeta, Patch, PatchParams, PostParams,
+    Api, ApiResource, DynamicObject, GetParams, PartialObjectMeta, Patch, PatchParams, PostParams,
 };
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::json;
@@ -460,19 +472,39 @@ fn is_transient(e: &kube::Error) -> bool {
     }
 }
 
+/// Where a read is answered from (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Read {
+    /// The API server's watch cache (`resourceVersion=0`): cheap, possibly a moment behind.
+    Cache,
+    /// Storage (no `resourceVersion`): the latest.
+    Latest,
+}
+
+impl Read {
+    fn params(self) -> GetParams {
+        match self {
+            Read::Cache => GetParams::any(),
+            Read::Latest => GetParams::default(),
+        }
+    }
+}
+
 impl Client {
     /// The retry loop of reading a pod's metadata (`None`: no such pod).
     fn pod_read(
         &self,
         namespace: &str,
         name: &str,
+        from: Read,
     ) -> impl Future<Output = Result<Option<PartialObjectMeta<Pod>>, Error>> + Send + 'static {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         let what = format!("reading pod {namespace}/{name}");
         let owned = name.to_owned();
+        let params = from.params();
         attempts(self.server.clone(), what, self.budget, true, move || {
-            let (api, name) = (api.clone(), owned.clone());
-            async move { api.get_metadata_opt(&name).await }
+            let (api, name, params) = (api.clone(), owned.clone(), params.clone());
+            async move { api.get_metadata_opt_with(&name, &params).await }
         })
     }
 
@@ -481,39 +513,46 @@ impl Client {
         &self,
         namespace: &str,
         name: &str,
+        from: Read,
     ) -> impl Future<Output = Result<Option<DynamicObject>, Error>> + Send + 'static {
         let api: Api<DynamicObject> =
             Api::namespaced_with(self.client.clone(), namespace, &nad_resource());
         let what = format!("reading NetworkAttachmentDefinition {namespace}/{name}");
         let owned = name.to_owned();
+        let params = from.params();
         attempts(self.server.clone(), what, self.budget, true, move || {
-            let (api, name) = (api.clone(), owned.clone());
-            async move { api.get_opt(&name).await }
+            let (api, name, params) = (api.clone(), owned.clone(), params.clone());
+            async move {
+                match api.get_with(&name, &params).await {
+                    Ok(nad) => Ok(Some(nad)),
+                    Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
+                    Err(e) => Err(e),
+                }
+            }
         })
     }
-}
 
-impl KubeApi for Client {
-    fn prefetch_pod(&self, namespace: &str, name: &str) {
-        if let Ok(rx) = self.worker.queue(self.pod_read(namespace, name)) {
-            self.prefetched_pods.put(namespace, name, rx);
-        }
-    }
-
-    fn prefetch_nads(&self, nads: &[(String, String)]) {
-        for (namespace, name) in nads {
-            if let Ok(rx) = self.worker.queue(self.nad_read(namespace, name)) {
-                self.prefetched_nads.put(namespace, name, rx);
-            }
-        }
-    }
-
-    fn pod(&self, namespace: &str, name: &str) -> Result<PodMeta, Error> {
-        let found = match self.prefetched_pods.take(namespace, name) {
-            Some(rx) => answer(rx)?,
-            None => self.worker.run(self.pod_read(namespace, name))?,
+    /// The pod, from the cache unless `from` says otherwise; `None`: no such pod, even in
+    /// storage.
+    fn pod_meta(
+        &self,
+        namespace: &str,
+        name: &str,
+        from: Read,
+    ) -> Result<Option<PartialObjectMeta<Pod>>, Error> {
+        let found = match (from, self.prefetched_pods.take(namespace, name)) {
+            (Read::Cache, Some(rx)) => answer(rx)?,
+            _ => self.worker.run(self.pod_read(namespace, name, from))?,
         }?;
-        let Some(pod) = found else {
+        if found.is_none() && from == Read::Cache {
+            tracing::debug!(pod = %format!("{namespace}/{name}"), "not in the API server's cache; reading storage");
+            return self.pod_meta(namespace, name, Read::Latest);
+        }
+        Ok(found)
+    }
+
+    fn pod_from(&self, namespace: &str, name: &str, from: Read) -> Result<PodMeta, Error> {
+        let Some(pod) = self.pod_meta(namespace, name, from)? else {
             return Err(Error::Kubernetes {
                 msg: format!("pod {namespace}/{name} not found in the Kubernetes API"),
                 details: "the pod was deleted, or CNI_ARGS names the wrong pod".into(),
@@ -527,12 +566,50 @@ impl KubeApi for Client {
             annotations: pod.metadata.annotations.unwrap_or_default(),
         })
     }
+}
+
+impl KubeApi for Client {
+    fn prefetch_pod(&self, namespace: &str, name: &str) {
+        if let Ok(rx) = self
+            .worker
+            .queue(self.pod_read(namespace, name, Read::Cache))
+        {
+            self.prefetched_pods.put(namespace, name, rx);
+        }
+    }
+
+    fn prefetch_nads(&self, nads: &[(String, String)]) {
+        for (namespace, name) in nads {
+            if let Ok(rx) = self
+                .worker
+                .queue(self.nad_read(namespace, name, Read::Cache))
+            {
+                self.prefetched_nads.put(namespace, name, rx);
+            }
+        }
+    }
+
+    fn pod(&self, namespace: &str, name: &str) -> Result<PodMeta, Error> {
+        self.pod_from(namespace, name, Read::Cache)
+    }
+
+    fn pod_latest(&self, namespace: &str, name: &str) -> Result<PodMeta, Error> {
+        self.pod_from(namespace, name, Read::Latest)
+    }
 
     fn nad(&self, namespace: &str, name: &str) -> Result<Option<Nad>, Error> {
-        let found = match self.prefetched_nads.take(namespace, name) {
+        let mut found = match self.prefetched_nads.take(namespace, name) {
             Some(rx) => answer(rx)?,
-            None => self.worker.run(self.nad_read(namespace, name))?,
+            None => self
+                .worker
+                .run(self.nad_read(namespace, name, Read::Cache))?,
         }?;
+        if found.is_none() {
+            tracing::debug!(nad = %format!("{namespace}/{name}"), "not in the API server's cache; reading storage");
+            found = self
+                .worker
+                .run(self.nad_read(namespace, name, Read::Latest))??;
+        }
         Ok(found.map(|obj| Nad {
             namespace: namespace.into(),
             name: name.into(),

@@ -98,10 +98,18 @@ pub fn from_runtime(pod: &PodRef, runtime_config: &Map<String, Value>) -> Option
 }
 
 /// Reads the pod and applies the UID rule for `command`.
+///
+/// The first read may come from the API server's cache: when its UID fails the rule, the pod
+/// is read again from storage ([`KubeApi::pod_latest`]), so that a pod recreated a moment ago
+/// is not refused because the cache still holds its predecessor.
 pub fn lookup(api: &dyn KubeApi, pod: &PodRef, command: Command) -> Result<PodMeta, Error> {
     let found = api.pod(&pod.namespace, &pod.name)?;
-    check_uid(pod, &found, command)?;
-    Ok(found)
+    if check_uid(pod, &found, command).is_ok() {
+        return Ok(found);
+    }
+    let latest = api.pod_latest(&pod.namespace, &pod.name)?;
+    check_uid(pod, &latest, command)?;
+    Ok(latest)
 }
 
 /// The UID rule alone (see the module docs).
