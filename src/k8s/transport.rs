@@ -20,7 +20,7 @@
 //!
 //! The connection (TCP and the TLS handshake, about 1 ms on loopback and a round trip more
 //! over a network) is started when the client is built, not at its first request
-//! ([`Early`]): plexus builds a client only to use it, and an ADD whose pod comes from the
+//! (`Early`): plexus builds a client only to use it, and an ADD whose pod comes from the
 //! runtime may not make its first request until its cluster network's delegate has run.
 
 use std::future::Future;
@@ -149,7 +149,7 @@ where
 }
 
 /// Builds the client for `config` (inside a runtime: the pool spawns its connection tasks
-/// there, and the connection to the server is started at once, see [`Early`]), and what
+/// there, and the connection to the server is started at once, see `Early`), and what
 /// tells whether its connection is multiplexed.
 pub fn client(config: kube::Config) -> Result<(kube::Client, Multiplexed), kube::Error> {
     let multiplexed = Multiplexed::default();

@@ -1,7 +1,7 @@
 //! ADD as a transaction.
 //!
 //! 1. Wait for the readiness indicator (bounded), read the pod (UID rule; or take its
-//!    annotations from the runtime, see [`pod`](crate::k8s::pod)), resolve the node's
+//!    annotations from the runtime, see [`crate::k8s::pod`]), resolve the node's
 //!    networks, the default-network annotation and the selected networks, read the interface
 //!    names already in the pod, and [plan]; when a network names a device-plugin
 //!    resource, ask the kubelet once for the pod's devices and read their device-information
