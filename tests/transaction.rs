@@ -441,6 +441,20 @@ fn runtime_annotations(annotations: Value) -> Value {
     json!({"runtimeConfig": {POD_ANNOTATIONS: annotations}})
 }
 
+/// A node whose config declares the capability, its cluster network `cl-<tag>` on bridge
+/// `cluster_br` (`<net>.0.0/24`) and NAD `br-<tag>` on bridge `nad_br` (`<net>.1.0/24`).
+fn annotations_node(tag: &str, cluster_br: &str, nad_br: &str, net: &str) -> Node {
+    let mut node = Node::start(cluster_bridge(
+        &format!("cl-{tag}"),
+        cluster_br,
+        &format!("{net}.0.0/24"),
+    ));
+    node.set("capabilities", json!({ POD_ANNOTATIONS: true }));
+    let nad = format!("br-{tag}");
+    node.nad(&nad, &bridge(&nad, nad_br, &format!("{net}.1.0/24")));
+    node
+}
+
 /// With the capability declared, the pod's annotations come from the runtime: the pod is not
 /// read (the API's copy, here without the networks annotation, is not what ADD follows), the
 /// network-status write carries the runtime's UID, and the annotations stay out of the
@@ -451,9 +465,7 @@ fn pod_annotations_from_the_runtime_replace_the_pod_read() {
     sandbox::run(
         "pod_annotations_from_the_runtime_replace_the_pod_read",
         || {
-            let mut node = Node::start(cluster_bridge("cl-rt", "plxq0", "10.131.0.0/24"));
-            node.set("capabilities", json!({ POD_ANNOTATIONS: true }));
-            node.nad("br-rt", &bridge("br-rt", "plxq1", "10.131.1.0/24"));
+            let node = annotations_node("rt", "plxq0", "plxq1", "10.131");
             let pod = node.pod("rt", "");
             node.api.reset_counters();
             let given = runtime_annotations(json!({
@@ -507,9 +519,7 @@ fn status_write_for_a_recreated_pod_is_refused_and_rolls_back() {
     sandbox::run(
         "status_write_for_a_recreated_pod_is_refused_and_rolls_back",
         || {
-            let mut node = Node::start(cluster_bridge("cl-rc", "plxq2", "10.132.0.0/24"));
-            node.set("capabilities", json!({ POD_ANNOTATIONS: true }));
-            node.nad("br-rc", &bridge("br-rc", "plxq3", "10.132.1.0/24"));
+            let node = annotations_node("rc", "plxq2", "plxq3", "10.132");
             let pod = node.pod("rc", "br-rc");
             let mut again = node.api.get("pods", "default", "rc").expect("the pod");
             again["metadata"]["uid"] = json!("uid-of-the-new-pod");
