@@ -532,27 +532,40 @@ impl Client {
         })
     }
 
-    /// The pod, from the cache unless `from` says otherwise; `None`: no such pod, even in
-    /// storage.
-    fn pod_meta(
+    /// An object read from the cache (or the answer of a read of it started ahead), read again
+    /// from storage when the cache does not have it; `None`: not in storage either.
+    fn settled<T, Fut>(
         &self,
-        namespace: &str,
-        name: &str,
-        from: Read,
-    ) -> Result<Option<PartialObjectMeta<Pod>>, Error> {
-        let found = match (from, self.prefetched_pods.take(namespace, name)) {
-            (Read::Cache, Some(rx)) => answer(rx)?,
-            _ => self.worker.run(self.pod_read(namespace, name, from))?,
+        object: &str,
+        ahead: Option<Answer<Option<T>>>,
+        read: impl Fn(Read) -> Fut,
+    ) -> Result<Option<T>, Error>
+    where
+        T: Send + 'static,
+        Fut: Future<Output = Result<Option<T>, Error>> + Send + 'static,
+    {
+        let found = match ahead {
+            Some(rx) => answer(rx)?,
+            None => self.worker.run(read(Read::Cache))?,
         }?;
-        if found.is_none() && from == Read::Cache {
-            tracing::debug!(pod = %format!("{namespace}/{name}"), "not in the API server's cache; reading storage");
-            return self.pod_meta(namespace, name, Read::Latest);
+        if found.is_some() {
+            return Ok(found);
         }
-        Ok(found)
+        tracing::debug!(object, "not in the API server's cache; reading storage");
+        self.worker.run(read(Read::Latest))?
     }
 
     fn pod_from(&self, namespace: &str, name: &str, from: Read) -> Result<PodMeta, Error> {
-        let Some(pod) = self.pod_meta(namespace, name, from)? else {
+        let read = |from| self.pod_read(namespace, name, from);
+        let found = match from {
+            Read::Cache => self.settled(
+                &format!("pod {namespace}/{name}"),
+                self.prefetched_pods.take(namespace, name),
+                read,
+            )?,
+            Read::Latest => self.worker.run(read(Read::Latest))??,
+        };
+        let Some(pod) = found else {
             return Err(Error::Kubernetes {
                 msg: format!("pod {namespace}/{name} not found in the Kubernetes API"),
                 details: "the pod was deleted, or CNI_ARGS names the wrong pod".into(),
@@ -598,18 +611,11 @@ impl KubeApi for Client {
     }
 
     fn nad(&self, namespace: &str, name: &str) -> Result<Option<Nad>, Error> {
-        let mut found = match self.prefetched_nads.take(namespace, name) {
-            Some(rx) => answer(rx)?,
-            None => self
-                .worker
-                .run(self.nad_read(namespace, name, Read::Cache))?,
-        }?;
-        if found.is_none() {
-            tracing::debug!(nad = %format!("{namespace}/{name}"), "not in the API server's cache; reading storage");
-            found = self
-                .worker
-                .run(self.nad_read(namespace, name, Read::Latest))??;
-        }
+        let found = self.settled(
+            &format!("NetworkAttachmentDefinition {namespace}/{name}"),
+            self.prefetched_nads.take(namespace, name),
+            |from| self.nad_read(namespace, name, from),
+        )?;
         Ok(found.map(|obj| Nad {
             namespace: namespace.into(),
             name: name.into(),
