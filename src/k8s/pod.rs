@@ -97,6 +97,20 @@ pub fn from_runtime(pod: &PodRef, runtime_config: &Map<String, Value>) -> Option
     (!is_static(&found)).then_some(found)
 }
 
+/// The pod of a call: as the runtime passed it ([`from_runtime`]), else read from the API with
+/// the UID rule for `command` ([`lookup`]).
+pub fn find(
+    api: &dyn KubeApi,
+    pod: &PodRef,
+    runtime_config: &Map<String, Value>,
+    command: Command,
+) -> Result<PodMeta, Error> {
+    match from_runtime(pod, runtime_config) {
+        Some(given) => Ok(given),
+        None => lookup(api, pod, command),
+    }
+}
+
 /// Reads the pod and applies the UID rule for `command`.
 ///
 /// The first read may come from the API server's cache: when its UID fails the rule, the pod

@@ -89,10 +89,7 @@ pub fn add(ctx: &Ctx<'_>) -> Result<Value, Error> {
     let listing = netns::start_interface_names(Path::new(&netns));
     let api = ctx.api()?;
     let pod = match (api, ctx.pod_ref()) {
-        (Some(api), Some(r)) => Some(match pod::from_runtime(&r, &ctx.node.runtime_config) {
-            Some(given) => given,
-            None => pod::lookup(api, &r, Command::Add)?,
-        }),
+        (Some(api), Some(r)) => Some(pod::find(api, &r, &ctx.node.runtime_config, Command::Add)?),
         _ => None,
     };
     let inputs = inputs(ctx, api, pod.as_ref())?;

@@ -101,11 +101,9 @@ fn rebuild(ctx: &Ctx<'_>, strict: bool) -> Result<(), Error> {
     };
     // The runtime's copy of the pod's annotations (see crate::k8s::pod) is this sandbox's own.
     let pod = match (api, ctx.pod_ref()) {
-        (Some(api), Some(r)) => pod::from_runtime(&r, &ctx.node.runtime_config).or_else(|| {
-            pod::lookup(api, &r, Command::Del)
-                .inspect_err(|e| tracing::warn!(error = %e, "pod not readable; only the node's networks are torn down"))
-                .ok()
-        }),
+        (Some(api), Some(r)) => pod::find(api, &r, &ctx.node.runtime_config, Command::Del)
+            .inspect_err(|e| tracing::warn!(error = %e, "pod not readable; only the node's networks are torn down"))
+            .ok(),
         _ => None,
     };
     // The pod's own networks only matter when they can be resolved and planned; the node's
