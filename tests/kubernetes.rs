@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use plexus::cni::Command;
-use plexus::k8s::api::KubeApi;
+use plexus::k8s::api::{KubeApi, PodMeta};
 use plexus::k8s::client::{Client, ClientOptions};
 use plexus::k8s::nad::Isolation;
 use plexus::k8s::pod::{self, PodRef};
@@ -378,9 +378,22 @@ fn the_pod_read_asks_for_metadata_only() {
 /// The pod read, then the NADs and finally an Event with the status write, as an ADD makes
 /// them, with every answer delayed so that requests sent together are answered together.
 /// Returns the most requests in flight at once while reading, then while writing.
-fn add_like_requests(s: &ApiServer, c: &Client) -> (u64, u64) {
+fn add_like_requests(s: &ApiServer, c: &Client, runtime_pod: bool) -> (u64, u64) {
     s.set_latency(Duration::from_millis(150));
-    let pod = pod::lookup(c, &web(), Command::Add).expect("pod read");
+    let pod = if runtime_pod {
+        // As the runtime passes it (no pod read): the NAD reads are then the first requests,
+        // queued while the connection is still being made.
+        let stored = s.get("pods", "default", "web").expect("pod stored");
+        PodMeta {
+            namespace: "default".into(),
+            name: "web".into(),
+            uid: "u-1".into(),
+            annotations: serde_json::from_value(stored["metadata"]["annotations"].clone())
+                .expect("annotations"),
+        }
+    } else {
+        pod::lookup(c, &web(), Command::Add).expect("pod read")
+    };
     networks::selected(c, &pod, &Isolation::default(), Path::new("/nonexistent"))
         .expect("networks resolved");
     let reading = s.max_in_flight();
@@ -405,7 +418,7 @@ fn on_http2_one_connection_carries_concurrent_requests() {
     let s = server();
     let d = tempfile::tempdir().unwrap();
     let c = client_for(&s, d.path());
-    let (reading, writing) = add_like_requests(&s, &c);
+    let (reading, writing) = add_like_requests(&s, &c, false);
     drop(c); // waits for the queued Event
     assert_eq!(s.connections(), BTreeMap::from([("h2".to_string(), 1)]));
     assert_eq!(reading, 2, "the two NADs in flight together");
@@ -430,13 +443,44 @@ fn on_http1_one_connection_carries_one_request_at_a_time() {
     s.put(pod_obj("default", "web", "u-1", "macvlan-a,other/bridge-b"));
     let d = tempfile::tempdir().unwrap();
     let c = client_for(&s, d.path());
-    assert_eq!(add_like_requests(&s, &c), (1, 1));
+    assert_eq!(add_like_requests(&s, &c, false), (1, 1));
     drop(c);
     assert_eq!(
         s.connections(),
         BTreeMap::from([("http/1.1".to_string(), 1)])
     );
     assert_eq!(s.count("POST events"), 1);
+}
+
+/// The NAD reads of a pod whose annotations came from the runtime are a run's first requests:
+/// queued while the connection is being made, they wait for its protocol (ALPN), not for each
+/// other, and so are in flight together on HTTP/2; on HTTP/1.1 still one at a time on one
+/// connection.
+#[test]
+fn first_requests_wait_for_the_protocol_not_for_each_other() {
+    let s = server();
+    let d = tempfile::tempdir().unwrap();
+    let c = client_for(&s, d.path());
+    let (reading, _) = add_like_requests(&s, &c, true);
+    drop(c);
+    assert_eq!(s.count("GET pods"), 0);
+    assert_eq!(reading, 2, "the two NADs in flight together");
+    assert_eq!(s.connections(), BTreeMap::from([("h2".to_string(), 1)]));
+
+    let s = ApiServer::start_with(plexus_conformance::apiserver::Options {
+        http1_only: true,
+        ..Default::default()
+    });
+    s.put(nad("default", "macvlan-a", MACVLAN));
+    s.put(nad("other", "bridge-b", BRIDGE));
+    s.put(pod_obj("default", "web", "u-1", "macvlan-a,other/bridge-b"));
+    let c = client_for(&s, d.path());
+    assert_eq!(add_like_requests(&s, &c, true), (1, 1));
+    drop(c);
+    assert_eq!(
+        s.connections(),
+        BTreeMap::from([("http/1.1".to_string(), 1)])
+    );
 }
 
 /// A YAML kubeconfig (what kubeadm and most tools write) works as the JSON one `plexus

@@ -19,9 +19,11 @@
 //!
 //! The runtime lives on a thread of its own (`plexus-api`) that runs a queue of jobs, and every
 //! call of a run shares one HTTPS connection (one TLS handshake per plexus process; the
-//! transport is [`super::transport`]). Once the server has answered over HTTP/2, which the
-//! Kubernetes API server offers, the jobs run concurrently on that connection; over HTTP/1.1
-//! they run one after the other, so that nothing races for a second connection. Reads and
+//! transport is [`super::transport`]). Once the connection is known to be HTTP/2 (its TLS
+//! handshake negotiated `h2`, which the Kubernetes API server offers, or an answer came over
+//! HTTP/2), the jobs run concurrently on it; over HTTP/1.1 they run one after the other, so
+//! that nothing races for a second connection. A job queued while the connection is still
+//! being made waits for its protocol first, so the first requests of a run are concurrent too. Reads and
 //! writes wait for their answer; Events do not: they are queued and the caller goes on (ADD
 //! runs the next delegate while the previous attachment's `AddedInterface` event is being
 //! recorded, and the last one is recorded while the status is written). Dropping the
@@ -167,6 +169,10 @@ impl Worker {
                 rt.block_on(async {
                     let mut running = tokio::task::JoinSet::new();
                     while let Some(job) = queue.recv().await {
+                        // A job queued while the connection is being made (ADD's NAD reads,
+                        // when no pod read came first) waits for its protocol, not for the
+                        // job before it: on HTTP/2 they then run together.
+                        multiplexed.settled().await;
                         if multiplexed.get() {
                             running.spawn(job());
                         } else {

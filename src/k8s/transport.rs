@@ -33,26 +33,61 @@ use http::{Response, Uri, Version};
 use hyper::body::Incoming;
 use hyper_rustls::{FixedServerNameResolver, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client as HyperClient;
-use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::{Connection, HttpConnector};
 use hyper_util::rt::TokioExecutor;
 use kube::client::ConfigExt;
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 use tower::{BoxError, Service, ServiceBuilder};
 
-/// Whether the API server answered over HTTP/2 (set by the first such answer, never unset).
+/// Whether the connection to the API server is HTTP/2: set when the early connection
+/// negotiates `h2` (ALPN) or an answer comes over HTTP/2, never unset.
 #[derive(Debug, Clone, Default)]
-pub struct Multiplexed(Arc<AtomicBool>);
+pub struct Multiplexed(Arc<Protocol>);
+
+#[derive(Debug, Default)]
+struct Protocol {
+    h2: AtomicBool,
+    /// An early connection is being made: its protocol is not known yet.
+    pending: AtomicBool,
+    settled: Notify,
+}
 
 impl Multiplexed {
-    /// True once an answer came over HTTP/2: requests may then run concurrently.
+    /// True once the connection is known to be HTTP/2: requests may then run concurrently.
     pub fn get(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+        self.0.h2.load(Ordering::Relaxed)
+    }
+
+    /// Returns once the early connection's protocol is known: at once when none is being
+    /// made, else when it is made or has failed (bounded by the connect timeout and the TLS
+    /// handshake). Requests queued before that moment can then run concurrently on HTTP/2
+    /// instead of one after the other.
+    pub async fn settled(&self) {
+        loop {
+            let notified = self.0.settled.notified();
+            if !self.0.pending.load(Ordering::Acquire) {
+                return;
+            }
+            notified.await;
+        }
     }
 
     fn saw(&self, version: Version) {
         if version == Version::HTTP_2 {
-            self.0.store(true, Ordering::Relaxed);
+            self.0.h2.store(true, Ordering::Relaxed);
         }
+    }
+
+    fn connecting(&self) {
+        self.0.pending.store(true, Ordering::Release);
+    }
+
+    fn connected(&self, h2: bool) {
+        if h2 {
+            self.0.h2.store(true, Ordering::Relaxed);
+        }
+        self.0.pending.store(false, Ordering::Release);
+        self.0.settled.notify_waiters();
     }
 }
 
@@ -65,6 +100,7 @@ type Pending<T> = (Uri, oneshot::Receiver<Result<T, BoxError>>);
 struct Early<C: Service<Uri>> {
     inner: C,
     pending: Arc<Mutex<Option<Pending<C::Response>>>>,
+    multiplexed: Multiplexed,
 }
 
 impl<C: Service<Uri> + Clone> Clone for Early<C> {
@@ -72,6 +108,7 @@ impl<C: Service<Uri> + Clone> Clone for Early<C> {
         Early {
             inner: self.inner.clone(),
             pending: Arc::clone(&self.pending),
+            multiplexed: self.multiplexed.clone(),
         }
     }
 }
@@ -79,22 +116,26 @@ impl<C: Service<Uri> + Clone> Clone for Early<C> {
 impl<C> Early<C>
 where
     C: Service<Uri> + Clone + Send + 'static,
-    C::Response: Send + 'static,
+    C::Response: Connection + Send + 'static,
     C::Error: Into<BoxError>,
     C::Future: Send,
 {
-    fn new(inner: C) -> Self {
+    fn new(inner: C, multiplexed: Multiplexed) -> Self {
         Early {
             inner,
             pending: Arc::default(),
+            multiplexed,
         }
     }
 
-    /// Starts connecting to `uri` on the current runtime.
+    /// Starts connecting to `uri` on the current runtime; [`Multiplexed`] learns its protocol
+    /// as soon as it is made.
     fn start(&self, uri: Uri) {
         let (tx, rx) = oneshot::channel();
         let mut inner = self.inner.clone();
         let target = uri.clone();
+        let multiplexed = self.multiplexed.clone();
+        multiplexed.connecting();
         tokio::spawn(async move {
             let conn = std::future::poll_fn(|cx| inner.poll_ready(cx))
                 .await
@@ -103,6 +144,10 @@ where
                 Ok(()) => inner.call(target).await.map_err(Into::into),
                 Err(e) => Err(e),
             };
+            multiplexed.connected(
+                conn.as_ref()
+                    .is_ok_and(|c| c.connected().is_negotiated_h2()),
+            );
             let _ = tx.send(conn);
         });
         *self.pending.lock().unwrap_or_else(|e| e.into_inner()) = Some((uri, rx));
@@ -172,7 +217,10 @@ pub fn client(config: kube::Config) -> Result<(kube::Client, Multiplexed), kube:
         })?;
         https = https.with_server_name_resolver(FixedServerNameResolver::new(name));
     }
-    let https = Early::new(https.enable_all_versions().wrap_connector(http));
+    let https = Early::new(
+        https.enable_all_versions().wrap_connector(http),
+        multiplexed.clone(),
+    );
     https.start(config.cluster_url.clone());
     let hyper: HyperClient<_, kube::client::Body> =
         HyperClient::builder(TokioExecutor::new()).build(https);
