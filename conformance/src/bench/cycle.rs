@@ -1,4 +1,5 @@
-//! ADD+DEL of one pod, repeated: through plexus and directly, interleaved run by run.
+//! ADD+DEL of pods of several sizes, repeated: through plexus and directly, interleaved run by
+//! run and size by size.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -7,9 +8,9 @@ use super::pod::{Node, Plugins};
 use super::{Stats, header, row};
 use crate::netns::Netns;
 
-/// Runs not counted (caches, first connection of the stand-in).
+/// Rounds not counted (caches, first connection of the stand-in).
 const WARMUP: usize = 3;
-/// Separate ADD+DEL runs whose plexus peak RSS is sampled (sampling costs a little CPU, so the
+/// Separate ADD+DEL runs (per size) whose plexus peak RSS is sampled (sampling costs a little CPU, so the
 /// timed runs do not sample).
 const RSS_RUNS: usize = 5;
 
@@ -30,76 +31,163 @@ pub struct Figures {
     pub requests: BTreeMap<String, u64>,
 }
 
-/// Measures a pod with `n` networks, `runs` times.
-pub fn measure(binary: &Path, n: usize, runs: usize, plugins: Plugins) -> Figures {
-    let node = Node::new(
-        binary,
-        n,
-        plugins,
-        std::env::var_os("BENCH_CNI_DIR").map(PathBuf::from),
-    );
-    let pod = format!("bench{n}");
-    node.add_pod(&pod);
-    let mut through = Vec::with_capacity(runs);
-    let mut direct = Vec::with_capacity(runs);
-    let mut paired = Vec::with_capacity(runs);
-    let mut requests = BTreeMap::new();
-    let mut peak = 0;
-    for i in 0..WARMUP + runs + RSS_RUNS {
-        let rss = i >= WARMUP + runs;
-        let cid = format!("{pod}-{i}");
+/// One node per pod size, and what has been measured on it so far.
+struct Size {
+    node: Node,
+    pod: String,
+    through: Vec<f64>,
+    direct: Vec<f64>,
+    paired: Vec<f64>,
+    requests: BTreeMap<String, u64>,
+    peak: u64,
+}
+
+impl Size {
+    fn new(binary: &Path, n: usize, plugins: Plugins) -> Size {
+        let node = Node::new(
+            binary,
+            n,
+            plugins,
+            std::env::var_os("BENCH_CNI_DIR").map(PathBuf::from),
+        );
+        let pod = format!("bench{n}");
+        node.add_pod(&pod);
+        Size {
+            node,
+            pod,
+            through: Vec::new(),
+            direct: Vec::new(),
+            paired: Vec::new(),
+            requests: BTreeMap::new(),
+            peak: 0,
+        }
+    }
+
+    /// ADD+DEL through plexus, then the same delegates directly; `Some(plexus − direct)` in
+    /// ms when `timed`. With `rss`, only the run through plexus, sampling its peak RSS.
+    fn cycle(&mut self, i: usize, timed: bool, rss: bool) -> Option<f64> {
+        let n = self.node.nets.len();
+        let cid = format!("{}-{i}", self.pod);
         let ns = Netns::new("bench");
         let netns = ns.path().display().to_string();
-        node.server.reset_counters();
-        let (add, del) = node
-            .through_plexus(&pod, &cid, &netns, rss)
+        self.node.server.reset_counters();
+        let (add, del) = self
+            .node
+            .through_plexus(&self.pod, &cid, &netns, rss)
             .unwrap_or_else(|e| panic!("{e}"));
         drop(ns);
         if rss {
-            peak = peak
+            self.peak = self
+                .peak
                 .max(add.peak_rss_kib.unwrap_or(0))
                 .max(del.peak_rss_kib.unwrap_or(0));
-            continue;
+            return None;
         }
-        requests = node.server.counters();
+        self.requests = self.node.server.counters();
 
         let ns = Netns::new("direct");
         let netns = ns.path().display().to_string();
-        let cid = format!("{pod}-d{i}");
-        let (t_add, results) = node
-            .direct_add(&pod, &cid, &netns)
+        let cid = format!("{}-d{i}", self.pod);
+        let (t_add, results) = self
+            .node
+            .direct_add(&self.pod, &cid, &netns)
             .unwrap_or_else(|e| panic!("{e}"));
-        let t_del = node
-            .direct_del(&pod, &cid, &netns, results)
+        let t_del = self
+            .node
+            .direct_del(&self.pod, &cid, &netns, results)
             .unwrap_or_else(|e| panic!("{e}"));
         drop(ns);
-        if i >= WARMUP {
-            let p = (add.wall + del.wall).as_secs_f64() * 1000.0;
-            let d = (t_add + t_del).as_secs_f64() * 1000.0;
-            if std::env::var_os("BENCH_SPLIT").is_some() {
-                eprintln!(
-                    "n={n} ADD {:.2} ms DEL {:.2} ms direct {d:.2} ms",
-                    add.wall.as_secs_f64() * 1000.0,
-                    del.wall.as_secs_f64() * 1000.0
-                );
-            }
-            through.push(p);
-            direct.push(d);
-            paired.push(p - d);
+        if !timed {
+            return None;
         }
-    }
-    Figures {
-        attachments: n,
-        plexus: Stats::of(through),
-        direct: Stats::of(direct),
-        paired_overhead_ms: Stats::of(paired).median,
-        peak_rss_kib: peak,
-        requests,
+        let p = (add.wall + del.wall).as_secs_f64() * 1000.0;
+        let d = (t_add + t_del).as_secs_f64() * 1000.0;
+        if std::env::var_os("BENCH_SPLIT").is_some() {
+            eprintln!(
+                "n={n} ADD {:.2} ms DEL {:.2} ms direct {d:.2} ms",
+                add.wall.as_secs_f64() * 1000.0,
+                del.wall.as_secs_f64() * 1000.0
+            );
+        }
+        self.through.push(p);
+        self.direct.push(d);
+        self.paired.push(p - d);
+        Some(p - d)
     }
 }
 
+/// The figures of every pod size, and the growth of the overhead per extra attachment.
+#[derive(Debug)]
+pub struct Measured {
+    /// One per pod size, in the order asked.
+    pub sizes: Vec<Figures>,
+    /// Per round, (paired overhead of the largest pod − of the smallest) / (difference in
+    /// attachments); `None` with a single pod size.
+    pub per_attachment: Option<Stats>,
+}
+
+/// Measures pods with each of `sizes` networks, `runs` rounds.
+///
+/// A round is one ADD+DEL of every pod size in turn, each followed by the same delegates run
+/// directly: the sizes are interleaved as well as the two sides, so a slow minute of the
+/// machine (this VM's neighbours move whole minutes by 2 ms and more) hits every size alike
+/// instead of tilting the growth from one size to the next. The growth per extra attachment is
+/// taken within each round (see [`per_round_slopes`]), and its median reported.
+pub fn measure(binary: &Path, sizes: &[usize], runs: usize, plugins: Plugins) -> Measured {
+    let mut nodes: Vec<Size> = sizes
+        .iter()
+        .map(|&n| Size::new(binary, n, plugins))
+        .collect();
+    let mut rounds = Vec::with_capacity(runs);
+    for i in 0..WARMUP + runs {
+        let round: Vec<f64> = nodes
+            .iter_mut()
+            .filter_map(|s| s.cycle(i, i >= WARMUP, false))
+            .collect();
+        if i >= WARMUP {
+            rounds.push(round);
+        }
+    }
+    for i in WARMUP + runs..WARMUP + runs + RSS_RUNS {
+        for s in &mut nodes {
+            s.cycle(i, false, true);
+        }
+    }
+    let per_attachment = per_round_slopes(sizes, &rounds).map(Stats::of);
+    Measured {
+        sizes: nodes
+            .into_iter()
+            .map(|s| Figures {
+                attachments: s.node.nets.len(),
+                plexus: Stats::of(s.through),
+                direct: Stats::of(s.direct),
+                paired_overhead_ms: Stats::of(s.paired).median,
+                peak_rss_kib: s.peak,
+                requests: s.requests,
+            })
+            .collect(),
+        per_attachment,
+    }
+}
+
+/// For each round (the paired overheads of every pod size, in the order of `sizes`), the
+/// overhead's growth per extra attachment from the smallest pod to the largest. `None` when
+/// there is no growth to measure (one size, or all sizes equal) or no round.
+pub fn per_round_slopes(sizes: &[usize], rounds: &[Vec<f64>]) -> Option<Vec<f64>> {
+    let (lo, hi) = (
+        sizes.iter().enumerate().min_by_key(|(_, n)| **n)?,
+        sizes.iter().enumerate().max_by_key(|(_, n)| **n)?,
+    );
+    if hi.1 == lo.1 || rounds.is_empty() {
+        return None;
+    }
+    let span = (hi.1 - lo.1) as f64;
+    Some(rounds.iter().map(|r| (r[hi.0] - r[lo.0]) / span).collect())
+}
+
 /// Prints the table of several pod sizes, and the per-attachment growth of the overhead.
-pub fn report(figures: &[Figures], runs: usize, plugins: Plugins) {
+pub fn report(measured: &Measured, runs: usize, plugins: Plugins) {
+    let figures = &measured.sizes;
     let what = match plugins {
         Plugins::Real => "real Debian plugins",
         Plugins::Canned => "canned no-op delegates",
@@ -130,14 +218,14 @@ pub fn report(figures: &[Figures], runs: usize, plugins: Plugins) {
             f.peak_rss_kib as f64 / 1024.0
         );
     }
-    if let (Some(first), Some(last)) = (figures.first(), figures.last())
-        && last.attachments > first.attachments
-    {
-        let per = (last.paired_overhead_ms - first.paired_overhead_ms)
-            / (last.attachments - first.attachments) as f64;
+    if let Some(per) = &measured.per_attachment {
+        let (lo, hi) = (
+            figures.iter().map(|f| f.attachments).min().unwrap_or(0),
+            figures.iter().map(|f| f.attachments).max().unwrap_or(0),
+        );
         println!(
-            "\nOverhead per extra attachment ({} → {}, paired medians): {per:.2} ms",
-            first.attachments, last.attachments
+            "\nOverhead per extra attachment ({lo} → {hi}, paired, within each round): median {:.2} ms (p90 {:.2}, min {:.2}, max {:.2})",
+            per.median, per.p90, per.min, per.max
         );
     }
     for f in figures {
@@ -155,5 +243,22 @@ pub fn report(figures: &[Figures], runs: usize, plugins: Plugins) {
                 shown.join(", ")
             }
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::per_round_slopes;
+
+    #[test]
+    fn slopes_are_taken_within_each_round_between_the_smallest_and_largest_pod() {
+        // Sizes in any order; the middle size does not enter the slope.
+        let sizes = [3, 1, 8];
+        let rounds = vec![vec![12.0, 10.0, 17.0], vec![30.0, 24.0, 38.0]];
+        // A drift of 14 ms between the rounds leaves the growth per attachment alone.
+        assert_eq!(per_round_slopes(&sizes, &rounds), Some(vec![1.0, 2.0]));
+        assert_eq!(per_round_slopes(&[3], &[vec![1.0]]), None);
+        assert_eq!(per_round_slopes(&[3, 3], &[vec![1.0, 2.0]]), None);
+        assert_eq!(per_round_slopes(&[1, 8], &[]), None);
     }
 }

@@ -6,15 +6,20 @@
 //! - [`pod`]: a simulated node (API stand-in over HTTPS, NADs, a pod) with `n` networks, and
 //!   the two ways of attaching them: through plexus, and the same delegates run directly in
 //!   the same order with the same configs (the floor);
-//! - [`cycle`]: ADD+DEL of one pod, repeated, for 1, 3 and 8 attachments;
+//! - [`cycle`]: ADD+DEL of pods with 1, 3 and 8 attachments, repeated, the sizes taking turns;
 //! - [`burst`]: many pods added and deleted by a pool of workers, as a kubelet does;
-//! - [`version`]: `VERSION` against `/bin/true`, and the binary size.
+//! - [`version`]: `VERSION` against `/bin/true`, and the binary size;
+//! - [`floor`]: what any plugin exec'd per call that reads NADs over HTTPS pays here (two
+//!   process starts, a connection, a NAD read, a status write), against which the overhead
+//!   is to be read.
 //!
 //! Figures are medians with min and max. Runs through plexus and direct runs are interleaved
-//! run by run, so that a slow moment of the machine hits both sides alike.
+//! run by run, and so are the pod sizes of `cycle`, so that a slow moment of the machine hits
+//! both sides and every size alike.
 
 pub mod burst;
 pub mod cycle;
+pub mod floor;
 pub mod pod;
 pub mod proc;
 pub mod version;

@@ -3,6 +3,7 @@
 //! ```text
 //! cargo build --release --workspace
 //! target/release/plexus-bench                 # VERSION, binary size (any user)
+//! target/release/plexus-bench floor           # what any exec'd plugin pays here (any user)
 //! sudo target/release/plexus-bench cycle      # ADD+DEL of pods with 1, 3, 8 attachments
 //! sudo target/release/plexus-bench burst      # 100 pods × 3 attachments, 8 at a time
 //! sudo target/release/plexus-bench all        # everything, as in the README
@@ -13,7 +14,8 @@
 //! plexus with the same delegates run directly (see `plexus_conformance::bench`).
 //!
 //! Options:
-//! - `--runs N`: VERSION runs (default 2000) or cycles per pod size (default 60);
+//! - `--runs N`: VERSION runs (default 2000), floor runs (default 300) or cycles per pod size
+//!   (default 60);
 //! - `--binary PATH`: the plexus binary (default `target/release/plexus`);
 //! - `--plugins real|canned`: the Debian plugins (default) or `plexus-canned`, a no-op delegate
 //!   that leaves plexus's own cost with little noise;
@@ -29,7 +31,7 @@
 use std::path::PathBuf;
 
 use plexus_conformance::bench::pod::Plugins;
-use plexus_conformance::bench::{burst, cycle, version};
+use plexus_conformance::bench::{burst, cycle, floor, version};
 use plexus_conformance::sandbox;
 
 struct Options {
@@ -81,7 +83,7 @@ fn parse() -> Options {
             "--pods" => o.pods = num(args.next(), "--pods"),
             "--parallel" => o.parallel = num(args.next(), "--parallel"),
             "--bursts" => o.bursts = num(args.next(), "--bursts"),
-            "version" | "cycle" | "burst" | "all" => o.mode = a,
+            "version" | "floor" | "cycle" | "burst" | "all" => o.mode = a,
             other => panic!("unknown argument {other:?}; see the doc comment of plexus-bench"),
         }
     }
@@ -96,7 +98,7 @@ fn parse() -> Options {
 
 fn main() {
     let o = parse();
-    if o.mode != "version" {
+    if !matches!(o.mode.as_str(), "version" | "floor") {
         sandbox::enter();
     }
     let machine = std::fs::read_to_string("/proc/cpuinfo")
@@ -120,14 +122,15 @@ fn main() {
         );
         println!();
     }
+    if o.mode == "floor" || o.mode == "all" {
+        let runs = o.runs.filter(|_| o.mode == "floor").unwrap_or(300);
+        floor::report(&floor::measure(&o.binary, runs), runs);
+        println!();
+    }
     if o.mode == "cycle" || o.mode == "all" {
         let runs = o.runs.filter(|_| o.mode == "cycle").unwrap_or(60);
-        let figures: Vec<_> = o
-            .attachments
-            .iter()
-            .map(|&n| cycle::measure(&o.binary, n, runs, o.plugins))
-            .collect();
-        cycle::report(&figures, runs, o.plugins);
+        let measured = cycle::measure(&o.binary, &o.attachments, runs, o.plugins);
+        cycle::report(&measured, runs, o.plugins);
         println!();
     }
     if o.mode == "burst" || o.mode == "all" {

@@ -1,0 +1,215 @@
+//! The floor under any meta-plugin that is exec'd per call, reads its NADs over HTTPS and
+//! writes the network-status annotation, measured on this machine: what the issue's absolute
+//! overhead target has to be read against.
+//!
+//! A runtime execs the plugin twice per pod (ADD and DEL), and the direct runs of the
+//! delegates exec nothing in their place, so two process starts are overhead whatever the
+//! plugin does; `/bin/true` is the cheapest process there is, plexus's `VERSION` the cheapest
+//! plexus call. ADD cannot start a NAD's delegate before the NAD is read, and cannot answer
+//! before the status is written: a connection to the API (TCP and a TLS handshake: processes
+//! share no TLS session), one NAD read and one status patch are on its critical path. They
+//! are measured here from a warm process (this one, after warm-up rounds), over HTTP/1.1 with
+//! one request at a time, against the API stand-in: a lower bound for a process that has just
+//! started, whose handshake code is still cold.
+//!
+//! Not counted, although plexus pays them: the durable plan (one fsync of a file and of its
+//! directory; plexus overlaps it with the first delegate's start), the Events, reading the
+//! node config and kubeconfig, and handing configs to and results from the delegates.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use serde_json::json;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+
+use super::proc::run;
+use super::{Stats, header, row};
+use crate::apiserver::ApiServer;
+
+/// The medians this module measured, in ms.
+#[derive(Debug, Clone, Copy)]
+pub struct Floor {
+    /// `/bin/true`.
+    pub exec: Stats,
+    /// plexus `VERSION`.
+    pub version: Stats,
+    /// TCP connect and TLS handshake.
+    pub connect: Stats,
+    /// One NAD GET on that connection.
+    pub get: Stats,
+    /// One status PATCH on that connection.
+    pub patch: Stats,
+}
+
+impl Floor {
+    /// Two process starts, one connection, one NAD read and one status write (medians).
+    pub fn sum(&self, start: &Stats) -> f64 {
+        2.0 * start.median + self.connect.median + self.get.median + self.patch.median
+    }
+}
+
+/// Measures the floor, `runs` times each part.
+pub fn measure(binary: &Path, runs: usize) -> Floor {
+    let env = [
+        ("CNI_COMMAND", "VERSION"),
+        ("CNI_NETNS", "dummy"),
+        ("CNI_IFNAME", "dummy"),
+        ("CNI_PATH", "dummy"),
+    ];
+    let times = |bin: &Path, env: &[(&str, &str)]| {
+        for _ in 0..runs / 10 {
+            run(bin, env, b"", false);
+        }
+        Stats::of(
+            (0..runs)
+                .map(|_| run(bin, env, b"", false).wall.as_secs_f64() * 1000.0)
+                .collect(),
+        )
+    };
+    let exec = times(Path::new("/bin/true"), &[]);
+    let version = times(binary, &env);
+
+    let server = ApiServer::start();
+    server.put(
+        json!({"apiVersion":"k8s.cni.cncf.io/v1","kind":"NetworkAttachmentDefinition",
+        "metadata":{"namespace":"default","name":"floor"},
+        "spec":{"config":"{\"cniVersion\":\"1.0.0\",\"name\":\"floor\",\"type\":\"macvlan\"}"}}),
+    );
+    server.put(json!({"apiVersion":"v1","kind":"Pod",
+        "metadata":{"namespace":"default","name":"floor","uid":"u-floor"}}));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let mut parts = [Vec::new(), Vec::new(), Vec::new()];
+    for i in 0..runs / 10 + runs {
+        let t = rt
+            .block_on(api_round(&server))
+            .unwrap_or_else(|e| panic!("floor: {e}"));
+        if i >= runs / 10 {
+            for (part, d) in parts.iter_mut().zip(t) {
+                part.push(d.as_secs_f64() * 1000.0);
+            }
+        }
+    }
+    let [connect, get, patch] = parts.map(Stats::of);
+    Floor {
+        exec,
+        version,
+        connect,
+        get,
+        patch,
+    }
+}
+
+/// One fresh connection, one NAD GET and one status PATCH: the time of each.
+async fn api_round(server: &ApiServer) -> Result<[Duration; 3], String> {
+    let mut roots = RootCertStore::empty();
+    for cert in pem_certs(server.ca_pem())? {
+        roots.add(cert).map_err(|e| e.to_string())?;
+    }
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let mut config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let connector = TlsConnector::from(Arc::new(config));
+    let auth = format!("Bearer {}", server.token());
+
+    let start = Instant::now();
+    let tcp = TcpStream::connect(("127.0.0.1", server.port()))
+        .await
+        .map_err(|e| e.to_string())?;
+    tcp.set_nodelay(true).map_err(|e| e.to_string())?;
+    let name = ServerName::try_from("127.0.0.1").map_err(|e| e.to_string())?;
+    let tls = connector
+        .connect(name, tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    let connected = start.elapsed();
+
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+            .await
+            .map_err(|e| e.to_string())?;
+    let driver = tokio::spawn(conn);
+    let request = |method: &str, path: &str, content_type: &str, body: Vec<u8>| {
+        http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "127.0.0.1")
+            .header("authorization", &auth)
+            .header("accept", "application/json")
+            .header("content-type", content_type)
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| e.to_string())
+    };
+    let mut send = async |req: http::Request<Full<Bytes>>| -> Result<Duration, String> {
+        let t = Instant::now();
+        let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+        let status = resp.status();
+        resp.into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?;
+        if !status.is_success() {
+            return Err(format!("status {status}"));
+        }
+        Ok(t.elapsed())
+    };
+    let get = send(request(
+        "GET",
+        "/apis/k8s.cni.cncf.io/v1/namespaces/default/network-attachment-definitions/floor?resourceVersion=0",
+        "application/json",
+        Vec::new(),
+    )?)
+    .await?;
+    let patch_body = json!({"metadata":{"uid":"u-floor","annotations":{
+        "k8s.v1.cni.cncf.io/network-status":"[{\"name\":\"cluster\",\"interface\":\"eth0\",\"default\":true}]"}}});
+    let patch = send(request(
+        "PATCH",
+        "/api/v1/namespaces/default/pods/floor/status",
+        "application/merge-patch+json",
+        patch_body.to_string().into_bytes(),
+    )?)
+    .await?;
+    drop(sender);
+    let _ = driver.await;
+    Ok([connected, get, patch])
+}
+
+/// The certificates of a PEM bundle.
+fn pem_certs(
+    pem: &str,
+) -> Result<Vec<tokio_rustls::rustls::pki_types::CertificateDer<'static>>, String> {
+    use tokio_rustls::rustls::pki_types::CertificateDer;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    CertificateDer::pem_slice_iter(pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("CA PEM: {e}"))
+}
+
+/// Prints the table and the sums.
+pub fn report(floor: &Floor, runs: usize) {
+    header(&format!("floor of an exec'd plugin, {runs} runs each"));
+    row("process start and exit: /bin/true", &floor.exec);
+    row("process start and exit: plexus VERSION", &floor.version);
+    row("TCP connect + TLS handshake (warm process)", &floor.connect);
+    row("NAD GET on that connection", &floor.get);
+    row("status PATCH on that connection", &floor.patch);
+    println!();
+    println!(
+        "Floor of the overhead per pod (2 starts + connection + NAD read + status write, medians): \
+         {:.2} ms with /bin/true's start, {:.2} ms with plexus's",
+        floor.sum(&floor.exec),
+        floor.sum(&floor.version)
+    );
+}
