@@ -429,11 +429,9 @@ fn on_http2_one_connection_carries_concurrent_requests() {
     assert_eq!(s.count("POST events"), 1);
 }
 
-/// A server (or proxy) offering only HTTP/1.1: still one connection for every request, one
-/// request at a time, never a second connection (and TLS handshake) for a request that would
-/// have to wait.
-#[test]
-fn on_http1_one_connection_carries_one_request_at_a_time() {
+/// The stand-in offering HTTP/1.1 only (as a server or proxy without h2), with the NADs and
+/// the pod `web` of [`add_like_requests`].
+fn http1_server() -> ApiServer {
     let s = ApiServer::start_with(plexus_conformance::apiserver::Options {
         http1_only: true,
         ..Default::default()
@@ -441,23 +439,33 @@ fn on_http1_one_connection_carries_one_request_at_a_time() {
     s.put(nad("default", "macvlan-a", MACVLAN));
     s.put(nad("other", "bridge-b", BRIDGE));
     s.put(pod_obj("default", "web", "u-1", "macvlan-a,other/bridge-b"));
-    let d = tempfile::tempdir().unwrap();
-    let c = client_for(&s, d.path());
-    assert_eq!(add_like_requests(&s, &c, false), (1, 1));
-    drop(c);
-    assert_eq!(
-        s.connections(),
-        BTreeMap::from([("http/1.1".to_string(), 1)])
-    );
-    assert_eq!(s.count("POST events"), 1);
+    s
+}
+
+/// A server (or proxy) offering only HTTP/1.1: still one connection for every request, one
+/// request at a time, never a second connection (and TLS handshake) for a request that would
+/// have to wait; also when the NAD reads are the first requests (the pod from the runtime).
+#[test]
+fn on_http1_one_connection_carries_one_request_at_a_time() {
+    for runtime_pod in [false, true] {
+        let s = http1_server();
+        let d = tempfile::tempdir().unwrap();
+        let c = client_for(&s, d.path());
+        assert_eq!(add_like_requests(&s, &c, runtime_pod), (1, 1));
+        drop(c);
+        assert_eq!(
+            s.connections(),
+            BTreeMap::from([("http/1.1".to_string(), 1)])
+        );
+        assert_eq!(s.count("POST events"), 1);
+    }
 }
 
 /// The NAD reads of a pod whose annotations came from the runtime are a run's first requests:
 /// queued while the connection is being made, they wait for its protocol (ALPN), not for each
-/// other, and so are in flight together on HTTP/2; on HTTP/1.1 still one at a time on one
-/// connection.
+/// other, and so are in flight together on HTTP/2.
 #[test]
-fn first_requests_wait_for_the_protocol_not_for_each_other() {
+fn on_http2_the_first_requests_wait_for_the_protocol_not_for_each_other() {
     let s = server();
     let d = tempfile::tempdir().unwrap();
     let c = client_for(&s, d.path());
@@ -466,21 +474,6 @@ fn first_requests_wait_for_the_protocol_not_for_each_other() {
     assert_eq!(s.count("GET pods"), 0);
     assert_eq!(reading, 2, "the two NADs in flight together");
     assert_eq!(s.connections(), BTreeMap::from([("h2".to_string(), 1)]));
-
-    let s = ApiServer::start_with(plexus_conformance::apiserver::Options {
-        http1_only: true,
-        ..Default::default()
-    });
-    s.put(nad("default", "macvlan-a", MACVLAN));
-    s.put(nad("other", "bridge-b", BRIDGE));
-    s.put(pod_obj("default", "web", "u-1", "macvlan-a,other/bridge-b"));
-    let c = client_for(&s, d.path());
-    assert_eq!(add_like_requests(&s, &c, true), (1, 1));
-    drop(c);
-    assert_eq!(
-        s.connections(),
-        BTreeMap::from([("http/1.1".to_string(), 1)])
-    );
 }
 
 /// A YAML kubeconfig (what kubeadm and most tools write) works as the JSON one `plexus

@@ -28,7 +28,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
-use super::proc::run;
+use super::proc::{VERSION_ENV, wall_times};
 use super::{Stats, header, row};
 use crate::apiserver::ApiServer;
 
@@ -56,24 +56,8 @@ impl Floor {
 
 /// Measures the floor, `runs` times each part.
 pub fn measure(binary: &Path, runs: usize) -> Floor {
-    let env = [
-        ("CNI_COMMAND", "VERSION"),
-        ("CNI_NETNS", "dummy"),
-        ("CNI_IFNAME", "dummy"),
-        ("CNI_PATH", "dummy"),
-    ];
-    let times = |bin: &Path, env: &[(&str, &str)]| {
-        for _ in 0..runs / 10 {
-            run(bin, env, b"", false);
-        }
-        Stats::of(
-            (0..runs)
-                .map(|_| run(bin, env, b"", false).wall.as_secs_f64() * 1000.0)
-                .collect(),
-        )
-    };
-    let exec = times(Path::new("/bin/true"), &[]);
-    let version = times(binary, &env);
+    let exec = wall_times(Path::new("/bin/true"), &[], runs / 10, runs);
+    let version = wall_times(binary, &VERSION_ENV, runs / 10, runs);
 
     let server = ApiServer::start();
     server.put(

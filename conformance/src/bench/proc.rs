@@ -12,6 +12,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::Stats;
+
 /// How often the peak RSS is sampled.
 pub const RSS_POLL: Duration = Duration::from_micros(200);
 
@@ -80,6 +82,26 @@ pub fn run(bin: &Path, env: &[(&str, &str)], stdin: &[u8], measure_rss: bool) ->
         peak_rss_kib: peak,
     }
 }
+
+/// Wall times in ms of `runs` runs of `bin` without stdin, after `warmup` runs not counted.
+pub fn wall_times(bin: &Path, env: &[(&str, &str)], warmup: usize, runs: usize) -> Stats {
+    for _ in 0..warmup {
+        run(bin, env, b"", false);
+    }
+    Stats::of(
+        (0..runs)
+            .map(|_| run(bin, env, b"", false).wall.as_secs_f64() * 1000.0)
+            .collect(),
+    )
+}
+
+/// The environment of a `VERSION` call (libcni's skel wants the attachment variables set).
+pub const VERSION_ENV: [(&str, &str); 4] = [
+    ("CNI_COMMAND", "VERSION"),
+    ("CNI_NETNS", "dummy"),
+    ("CNI_IFNAME", "dummy"),
+    ("CNI_PATH", "dummy"),
+];
 
 /// The value of field `key` of a `/proc/<pid>/status` text, trimmed.
 fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {

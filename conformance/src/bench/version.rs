@@ -3,17 +3,12 @@
 
 use std::path::Path;
 
-use super::proc::run;
-use super::{Stats, header, row};
+use super::proc::{VERSION_ENV, run, wall_times};
+use super::{header, row};
 
 /// Measures and prints the table.
 pub fn report(binary: &Path, runs: usize) {
-    let env = [
-        ("CNI_COMMAND", "VERSION"),
-        ("CNI_NETNS", "dummy"),
-        ("CNI_IFNAME", "dummy"),
-        ("CNI_PATH", "dummy"),
-    ];
+    let env = VERSION_ENV;
     let size = std::fs::metadata(binary)
         .unwrap_or_else(|e| {
             panic!(
@@ -22,18 +17,8 @@ pub fn report(binary: &Path, runs: usize) {
             )
         })
         .len();
-    let measure = |bin: &Path, env: &[(&str, &str)]| {
-        for _ in 0..runs / 20 {
-            run(bin, env, b"", false);
-        }
-        Stats::of(
-            (0..runs)
-                .map(|_| run(bin, env, b"", false).wall.as_secs_f64() * 1000.0)
-                .collect(),
-        )
-    };
-    let plexus = measure(binary, &env);
-    let floor = measure(Path::new("/bin/true"), &[]);
+    let plexus = wall_times(binary, &env, runs / 20, runs);
+    let floor = wall_times(Path::new("/bin/true"), &[], runs / 20, runs);
     let rss = (0..20)
         .filter_map(|_| run(binary, &env, b"", true).peak_rss_kib)
         .max()
