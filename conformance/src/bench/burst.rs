@@ -64,7 +64,13 @@ fn pool(
     errors.into_inner().unwrap_or_else(|p| p.into_inner())
 }
 
-/// One burst through plexus and one direct.
+/// One burst through plexus and one direct; `direct_first` runs the direct one first.
+///
+/// Before either, one pod is attached and detached directly: the bridge plugin creates the
+/// node's bridges on first use and keeps them, and host-local its lease directories, so
+/// without it the first burst would pay for the node's set-up and the second would not. The
+/// caller alternates the order between runs, so that a machine slowing down or speeding up
+/// within a run does not favour either side.
 pub fn measure(
     binary: &Path,
     pods: usize,
@@ -72,11 +78,21 @@ pub fn measure(
     parallel: usize,
     plugins: Plugins,
     sample_rss: bool,
+    direct_first: bool,
 ) -> Figures {
     let node = Node::new(binary, n, plugins, None);
     let names: Vec<String> = (0..pods).map(|i| format!("burst{i}")).collect();
     for p in &names {
         node.add_pod(p);
+    }
+    {
+        let ns = Netns::new("warmup");
+        let netns = ns.path().display().to_string();
+        let (_, r) = node
+            .direct_add(&names[0], "warmup", &netns)
+            .unwrap_or_else(|e| panic!("warm-up pod: {e}"));
+        node.direct_del(&names[0], "warmup", &netns, r)
+            .unwrap_or_else(|e| panic!("warm-up pod: {e}"));
     }
     let baseline: Vec<String> = host_links().into_iter().map(|l| l.name).collect();
     let peak = AtomicUsize::new(0);
@@ -84,37 +100,66 @@ pub fn measure(
         peak.fetch_max(kib.unwrap_or(0) as usize, Ordering::Relaxed);
     };
 
-    // Through plexus.
-    let sandboxes: Vec<Netns> = (0..pods).map(|_| Netns::new("burst")).collect();
-    let results: Vec<Mutex<Option<serde_json::Value>>> =
-        (0..pods).map(|_| Mutex::new(None)).collect();
-    let call = |i: usize, command: &'static str| -> Result<(), String> {
-        let netns = sandboxes[i].path().display().to_string();
-        let cid = format!("burst-{i}");
-        let prev = results[i].lock().unwrap_or_else(|p| p.into_inner()).take();
-        let out = node.plexus(
-            &super::pod::Call {
-                command,
-                container_id: &cid,
-                netns: &netns,
-                ifname: "eth0",
-                pod: &names[i],
-            },
-            prev,
-            sample_rss,
-        )?;
-        record(out.peak_rss_kib);
-        if command == "ADD" {
-            let v = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
-            *results[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(v);
-        }
-        Ok(())
+    let through_plexus = || -> (Duration, Vec<String>) {
+        let sandboxes: Vec<Netns> = (0..pods).map(|_| Netns::new("burst")).collect();
+        let results: Vec<Mutex<Option<serde_json::Value>>> =
+            (0..pods).map(|_| Mutex::new(None)).collect();
+        let call = |i: usize, command: &'static str| -> Result<(), String> {
+            let netns = sandboxes[i].path().display().to_string();
+            let cid = format!("burst-{i}");
+            let prev = results[i].lock().unwrap_or_else(|p| p.into_inner()).take();
+            let out = node.plexus(
+                &super::pod::Call {
+                    command,
+                    container_id: &cid,
+                    netns: &netns,
+                    ifname: "eth0",
+                    pod: &names[i],
+                },
+                prev,
+                sample_rss,
+            )?;
+            record(out.peak_rss_kib);
+            if command == "ADD" {
+                let v = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+                *results[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(v);
+            }
+            Ok(())
+        };
+        let start = Instant::now();
+        let mut failures = pool(pods, parallel, |i| call(i, "ADD"));
+        failures.extend(pool(pods, parallel, |i| call(i, "DEL")));
+        (start.elapsed(), failures)
     };
-    let start = Instant::now();
-    let mut failures = pool(pods, parallel, |i| call(i, "ADD"));
-    failures.extend(pool(pods, parallel, |i| call(i, "DEL")));
-    let plexus = start.elapsed();
-    drop(sandboxes);
+    let directly = || -> Duration {
+        let sandboxes: Vec<Netns> = (0..pods).map(|_| Netns::new("direct")).collect();
+        let direct_results: Vec<Mutex<Vec<serde_json::Value>>> =
+            (0..pods).map(|_| Mutex::new(vec![])).collect();
+        let start = Instant::now();
+        let mut direct_failures = pool(pods, parallel, |i| {
+            let netns = sandboxes[i].path().display().to_string();
+            let (_, r) = node.direct_add(&names[i], &format!("direct-{i}"), &netns)?;
+            *direct_results[i].lock().unwrap_or_else(|p| p.into_inner()) = r;
+            Ok(())
+        });
+        direct_failures.extend(pool(pods, parallel, |i| {
+            let netns = sandboxes[i].path().display().to_string();
+            let r =
+                std::mem::take(&mut *direct_results[i].lock().unwrap_or_else(|p| p.into_inner()));
+            node.direct_del(&names[i], &format!("direct-{i}"), &netns, r)
+                .map(|_| ())
+        }));
+        let elapsed = start.elapsed();
+        assert!(
+            direct_failures.is_empty(),
+            "the direct burst failed: {direct_failures:?}"
+        );
+        elapsed
+    };
+
+    let direct_before = direct_first.then(directly);
+    let (plexus, failures) = through_plexus();
+    // What plexus left behind, counted before the direct burst (if second) adds its own.
     let leftover_state = node.leftover_state();
     let leftover_leases = leftover_leases();
     // Links that appeared during the burst, except the bridges the bridge plugin creates on
@@ -123,30 +168,7 @@ pub fn measure(
         .into_iter()
         .filter(|l| !baseline.contains(&l.name) && l.kind.as_deref() != Some("bridge"))
         .count();
-    let plexus_peak = peak.swap(0, Ordering::Relaxed) as u64;
-
-    // Directly.
-    let sandboxes: Vec<Netns> = (0..pods).map(|_| Netns::new("direct")).collect();
-    let direct_results: Vec<Mutex<Vec<serde_json::Value>>> =
-        (0..pods).map(|_| Mutex::new(vec![])).collect();
-    let start = Instant::now();
-    let mut direct_failures = pool(pods, parallel, |i| {
-        let netns = sandboxes[i].path().display().to_string();
-        let (_, r) = node.direct_add(&names[i], &format!("direct-{i}"), &netns)?;
-        *direct_results[i].lock().unwrap_or_else(|p| p.into_inner()) = r;
-        Ok(())
-    });
-    direct_failures.extend(pool(pods, parallel, |i| {
-        let netns = sandboxes[i].path().display().to_string();
-        let r = std::mem::take(&mut *direct_results[i].lock().unwrap_or_else(|p| p.into_inner()));
-        node.direct_del(&names[i], &format!("direct-{i}"), &netns, r)
-            .map(|_| ())
-    }));
-    let direct = start.elapsed();
-    assert!(
-        direct_failures.is_empty(),
-        "the direct burst failed: {direct_failures:?}"
-    );
+    let direct = direct_before.unwrap_or_else(directly);
     Figures {
         plexus,
         direct,
@@ -154,7 +176,7 @@ pub fn measure(
         leftover_state,
         leftover_leases,
         leftover_links,
-        peak_rss_kib: plexus_peak,
+        peak_rss_kib: peak.load(Ordering::Relaxed) as u64,
         sampled: sample_rss,
     }
 }
@@ -202,10 +224,10 @@ pub fn report(bursts: &[Figures], pods: usize, n: usize, parallel: usize) {
     if !timed.is_empty() {
         let mut t = timed.clone();
         t.sort_by(f64::total_cmp);
+        let median = (t[(t.len() - 1) / 2] + t[t.len() / 2]) / 2.0;
         println!(
-            "\nBurst ratio plexus/direct, median of {} bursts: {:.3}",
-            t.len(),
-            t[t.len() / 2]
+            "\nBurst ratio plexus/direct, median of {} bursts: {median:.3}",
+            t.len()
         );
     }
 }
