@@ -1,7 +1,9 @@
 //! plexus benchmarks: figures for the README, never assertions in tests.
 //!
 //! ```text
-//! cargo build --release --workspace
+//! cargo build --release                       # plexus as it ships: not with --workspace, which
+//!                                             # adds the rig's features to it (README, Build)
+//! cargo build --release -p plexus-conformance
 //! target/release/plexus-bench                 # VERSION, binary size (any user)
 //! target/release/plexus-bench floor           # what any exec'd plugin pays here (any user)
 //! sudo target/release/plexus-bench cycle      # ADD+DEL of pods with 1, 3, 8 attachments
@@ -20,7 +22,8 @@
 //! - `--plugins real|canned`: the Debian plugins (default) or `plexus-canned`, a no-op delegate
 //!   that leaves plexus's own cost with little noise;
 //! - `--attachments 1,3,8`: pod sizes for `cycle`;
-//! - `--pods 100 --parallel 8 --bursts 3`: the burst.
+//! - `--pods 100 --parallel 8 --bursts 4`: the burst (timed bursts alternate which side goes
+//!   first).
 //!
 //! Environment: `BENCH_CNI_DIR` (plexus's state dir for `cycle`), `BENCH_LOG` (plexus debug
 //! log file), `BENCH_SPLIT` (print each run's ADD and DEL times), `BENCH_POD_READ` (the
@@ -54,7 +57,7 @@ fn parse() -> Options {
         attachments: vec![1, 3, 8],
         pods: 100,
         parallel: 8,
-        bursts: 3,
+        bursts: 4,
     };
     let mut args = std::env::args().skip(1);
     let num = |v: Option<String>, what: &str| -> usize {
@@ -136,7 +139,18 @@ fn main() {
     if o.mode == "burst" || o.mode == "all" {
         // Timed bursts, then one that samples plexus's peak RSS.
         let bursts: Vec<_> = (0..=o.bursts)
-            .map(|i| burst::measure(&o.binary, o.pods, 3, o.parallel, o.plugins, i == o.bursts))
+            .map(|i| {
+                let sample_rss = i == o.bursts;
+                burst::measure(
+                    &o.binary,
+                    o.pods,
+                    3,
+                    o.parallel,
+                    o.plugins,
+                    sample_rss,
+                    i % 2 == 1,
+                )
+            })
             .collect();
         burst::report(&bursts, o.pods, 3, o.parallel);
     }
