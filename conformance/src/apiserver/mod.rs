@@ -91,6 +91,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::Value;
 
 pub use faults::RequestRecord;
+pub use tls::http1_connector;
 
 use faults::{Faults, Log};
 use http::Control;

@@ -6,8 +6,10 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
     KeyUsagePurpose,
 };
-use rustls::ServerConfig;
-use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use tokio_rustls::TlsConnector;
 
 /// The generated CA (PEM) and a rustls server config presenting the server certificate.
 pub(crate) struct Tls {
@@ -67,4 +69,21 @@ pub(crate) fn generate(http1_only: bool) -> Result<Tls, String> {
         ca_pem: ca.pem(),
         config: Arc::new(config),
     })
+}
+
+/// A TLS connector trusting the CA `ca_pem` (one certificate) and offering ALPN `http/1.1`
+/// only, ring provider: the plain HTTPS client of the rig's own tests and benchmarks.
+pub fn http1_connector(ca_pem: &str) -> Result<TlsConnector, String> {
+    let ca =
+        CertificateDer::from_pem_slice(ca_pem.as_bytes()).map_err(|e| format!("CA PEM: {e}"))?;
+    let mut roots = RootCertStore::empty();
+    roots.add(ca).map_err(|e| format!("CA certificate: {e}"))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS versions: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsConnector::from(Arc::new(config)))
 }

@@ -17,7 +17,6 @@
 //! node config and kubeconfig, and handing configs to and results from the delegates.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Full};
@@ -26,11 +25,10 @@ use serde_json::json;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::pki_types::ServerName;
-use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
 use super::proc::{VERSION_ENV, wall_times};
 use super::{Stats, header, row};
-use crate::apiserver::ApiServer;
+use crate::apiserver::{ApiServer, http1_connector};
 
 /// The medians this module measured, in ms.
 #[derive(Debug, Clone, Copy)]
@@ -67,6 +65,7 @@ pub fn measure(binary: &Path, runs: usize) -> Floor {
     );
     server.put(json!({"apiVersion":"v1","kind":"Pod",
         "metadata":{"namespace":"default","name":"floor","uid":"u-floor"}}));
+    let connector = http1_connector(server.ca_pem()).unwrap_or_else(|e| panic!("floor: {e}"));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -74,7 +73,7 @@ pub fn measure(binary: &Path, runs: usize) -> Floor {
     let mut parts = [Vec::new(), Vec::new(), Vec::new()];
     for i in 0..runs / 10 + runs {
         let t = rt
-            .block_on(api_round(&server))
+            .block_on(api_round(&server, &connector))
             .unwrap_or_else(|e| panic!("floor: {e}"));
         if i >= runs / 10 {
             for (part, d) in parts.iter_mut().zip(t) {
@@ -93,19 +92,7 @@ pub fn measure(binary: &Path, runs: usize) -> Floor {
 }
 
 /// One fresh connection, one NAD GET and one status PATCH: the time of each.
-async fn api_round(server: &ApiServer) -> Result<[Duration; 3], String> {
-    let mut roots = RootCertStore::empty();
-    for cert in pem_certs(server.ca_pem())? {
-        roots.add(cert).map_err(|e| e.to_string())?;
-    }
-    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-    let mut config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let connector = TlsConnector::from(Arc::new(config));
+async fn api_round(server: &ApiServer, connector: &TlsConnector) -> Result<[Duration; 3], String> {
     let auth = format!("Bearer {}", server.token());
 
     let start = Instant::now();
@@ -168,17 +155,6 @@ async fn api_round(server: &ApiServer) -> Result<[Duration; 3], String> {
     drop(sender);
     let _ = driver.await;
     Ok([connected, get, patch])
-}
-
-/// The certificates of a PEM bundle.
-fn pem_certs(
-    pem: &str,
-) -> Result<Vec<tokio_rustls::rustls::pki_types::CertificateDer<'static>>, String> {
-    use tokio_rustls::rustls::pki_types::CertificateDer;
-    use tokio_rustls::rustls::pki_types::pem::PemObject;
-    CertificateDer::pem_slice_iter(pem.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("CA PEM: {e}"))
 }
 
 /// Prints the table and the sums.
