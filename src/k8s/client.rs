@@ -172,7 +172,7 @@ impl Worker {
                         // A job queued while the connection is being made (ADD's NAD reads,
                         // when no pod read came first) waits for its protocol, not for the
                         // job before it: on HTTP/2 they then run together.
-                        multiplexed.settled().await;
+                        multiplexed.protocol_known().await;
                         if multiplexed.get() {
                             running.spawn(job());
                         } else {

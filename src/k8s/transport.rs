@@ -49,7 +49,7 @@ struct Protocol {
     h2: AtomicBool,
     /// An early connection is being made: its protocol is not known yet.
     pending: AtomicBool,
-    settled: Notify,
+    known: Notify,
 }
 
 impl Multiplexed {
@@ -62,9 +62,9 @@ impl Multiplexed {
     /// made, else when it is made or has failed (bounded by the connect timeout and the TLS
     /// handshake). Requests queued before that moment can then run concurrently on HTTP/2
     /// instead of one after the other.
-    pub async fn settled(&self) {
+    pub async fn protocol_known(&self) {
         loop {
-            let notified = self.0.settled.notified();
+            let notified = self.0.known.notified();
             if !self.0.pending.load(Ordering::Acquire) {
                 return;
             }
@@ -87,7 +87,7 @@ impl Multiplexed {
             self.0.h2.store(true, Ordering::Relaxed);
         }
         self.0.pending.store(false, Ordering::Release);
-        self.0.settled.notify_waiters();
+        self.0.known.notify_waiters();
     }
 }
 
