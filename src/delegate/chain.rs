@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
-use super::exec::{Exec, ExecRequest, interpret};
+use super::exec::{Exec, ExecRequest, Launch, interpret};
 use super::find::find;
 use crate::cni::{
     Command, DelegateError, DelegateFailure, Error, NetworkConfig, PluginConf, Version, result,
@@ -199,6 +199,22 @@ impl<'e> Chain<'e> {
         }
     }
 
+    /// The processes [`add`](Chain::add) (in order) or [`del`](Chain::del) (in reverse) of
+    /// `net` start when every plugin runs, as far as their binaries are found; for
+    /// [`Exec::expect`]. Other commands: none.
+    pub fn launches(command: Command, net: &NetworkConfig, inv: &Invocation) -> Vec<Launch> {
+        let plugins = net.plugins().iter();
+        let ordered: Vec<&PluginConf> = match command {
+            Command::Add => plugins.collect(),
+            Command::Del => plugins.rev().collect(),
+            _ => vec![],
+        };
+        ordered
+            .into_iter()
+            .map_while(|p| launch(command, p, inv).ok())
+            .collect()
+    }
+
     fn call(
         &self,
         command: Command,
@@ -208,29 +224,12 @@ impl<'e> Chain<'e> {
         inv: &Invocation,
         inject: &Inject<'_>,
     ) -> Result<Option<Value>, Error> {
-        let path = find(plugin.plugin_type(), &inv.plugin_dirs)
-            .map_err(|f| fail(plugin, inv, command, f))?;
+        let launch = launch(command, plugin, inv).map_err(|f| fail(plugin, inv, command, f))?;
         let stdin = plugin_config(net, index, inject, &inv.runtime_config)?;
-        let mut env: Vec<(&'static str, String)> = vec![
-            ("CNI_COMMAND", command.as_str().to_owned()),
-            ("CNI_PATH", join_dirs(&inv.plugin_dirs)),
-        ];
-        let mut env_remove = vec![];
-        if command.is_attachment() {
-            env.push(("CNI_CONTAINERID", inv.container_id.clone()));
-            env.push(("CNI_IFNAME", inv.ifname.clone()));
-            env.push(("CNI_ARGS", inv.cni_args.clone()));
-            match &inv.netns {
-                Some(ns) => env.push(("CNI_NETNS", ns.clone())),
-                None => env_remove.push("CNI_NETNS"),
-            }
-        } else {
-            env_remove.extend(["CNI_CONTAINERID", "CNI_IFNAME", "CNI_NETNS", "CNI_ARGS"]);
-        }
         let req = ExecRequest {
-            path: &path,
-            env,
-            env_remove,
+            path: &launch.path,
+            env: launch.env,
+            env_remove: launch.env_remove,
             stdin: &stdin,
             timeout: inv.timeout,
         };
@@ -254,6 +253,37 @@ impl<'e> Chain<'e> {
         }
         doc
     }
+}
+
+/// The process one plugin call starts: the binary found for its `type`, and the CNI
+/// variables of the call.
+fn launch(
+    command: Command,
+    plugin: &PluginConf,
+    inv: &Invocation,
+) -> Result<Launch, DelegateFailure> {
+    let path = find(plugin.plugin_type(), &inv.plugin_dirs)?;
+    let mut env: Vec<(&'static str, String)> = vec![
+        ("CNI_COMMAND", command.as_str().to_owned()),
+        ("CNI_PATH", join_dirs(&inv.plugin_dirs)),
+    ];
+    let mut env_remove = vec![];
+    if command.is_attachment() {
+        env.push(("CNI_CONTAINERID", inv.container_id.clone()));
+        env.push(("CNI_IFNAME", inv.ifname.clone()));
+        env.push(("CNI_ARGS", inv.cni_args.clone()));
+        match &inv.netns {
+            Some(ns) => env.push(("CNI_NETNS", ns.clone())),
+            None => env_remove.push("CNI_NETNS"),
+        }
+    } else {
+        env_remove.extend(["CNI_CONTAINERID", "CNI_IFNAME", "CNI_NETNS", "CNI_ARGS"]);
+    }
+    Ok(Launch {
+        path,
+        env,
+        env_remove,
+    })
 }
 
 fn fail(
@@ -491,6 +521,51 @@ mod tests {
             assert_eq!(e.code().0, 7, "{t:?}: {e}");
             assert!(fake.calls.borrow().is_empty(), "{t:?} executed something");
         }
+    }
+
+    #[test]
+    fn launches_are_the_processes_add_and_del_start_in_their_order() {
+        let d = bin_dir(&["a", "b"]);
+        let net = NetworkConfig::parse(LIST.as_bytes()).unwrap();
+        let i = inv(vec![d.path().into()]);
+        let fake = Fake {
+            calls: RefCell::new(vec![]),
+            answer: Box::new(|_, _, _| ok(r#"{"cniVersion":"1.0.0"}"#)),
+        };
+        // What each run starts, as the fake saw it (path and environment).
+        struct Seen<'f>(&'f Fake, RefCell<Vec<Launch>>);
+        impl Exec for Seen<'_> {
+            fn run(&self, req: &ExecRequest<'_>) -> Result<Output, DelegateFailure> {
+                self.1.borrow_mut().push(req.launch());
+                self.0.run(req)
+            }
+        }
+        for command in [Command::Add, Command::Del] {
+            let seen = Seen(&fake, RefCell::new(vec![]));
+            let chain = Chain::new(&seen);
+            if command == Command::Add {
+                chain.add(&net, &i).unwrap();
+            } else {
+                chain.del(&net, &i, None).unwrap();
+            }
+            let expected = Chain::launches(command, &net, &i);
+            assert_eq!(expected, seen.1.into_inner(), "{command}");
+            let names: Vec<_> = expected
+                .iter()
+                .map(|l| l.path.file_name().unwrap())
+                .collect();
+            let want = if command == Command::Add {
+                ["a", "b"]
+            } else {
+                ["b", "a"]
+            };
+            assert_eq!(names, want, "{command}");
+        }
+        assert!(Chain::launches(Command::Check, &net, &i).is_empty());
+        // A plugin that is not found ends the list: its run reports it.
+        let missing = bin_dir(&["a"]);
+        let only_a = Chain::launches(Command::Add, &net, &inv(vec![missing.path().into()]));
+        assert_eq!(only_a.len(), 1);
     }
 
     #[test]

@@ -22,12 +22,14 @@
 //!   succeeded. A plugin whose gate fails has read nothing; it is killed with its group and
 //!   reaped. ADD uses this to fsync its plan while the first delegate starts
 //!   ([`FirstGated`], `txn::add`).
+//! - [`Exec::expect`] tells the seam which processes the coming runs start ([`Launch`]), so
+//!   that [`Ahead`](super::ahead::Ahead) can start the next plugin while the current one runs.
 
 use std::cell::RefCell;
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -52,6 +54,37 @@ pub struct ExecRequest<'a> {
     pub stdin: &'a [u8],
     /// The deadline for the whole run.
     pub timeout: Duration,
+}
+
+impl ExecRequest<'_> {
+    /// The process this request starts.
+    pub fn launch(&self) -> Launch {
+        Launch {
+            path: self.path.to_path_buf(),
+            env: self.env.clone(),
+            env_remove: self.env_remove.clone(),
+        }
+    }
+}
+
+/// The process a run starts: everything about it but the config and the deadline.
+///
+/// A plugin started from a launch does nothing until it is given its config (its stdin), the
+/// only input that tells it what to do: until then it is in the same state as a plugin just
+/// started for any request with this launch, which is what lets one be started ahead of its
+/// run ([`Exec::expect`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Launch {
+    pub path: PathBuf,
+    pub env: Vec<(&'static str, String)>,
+    pub env_remove: Vec<&'static str>,
+}
+
+impl Launch {
+    /// Whether `req` starts this process.
+    pub fn starts(&self, req: &ExecRequest<'_>) -> bool {
+        self.path == req.path && self.env == req.env && self.env_remove == req.env_remove
+    }
 }
 
 /// How the process ended.
@@ -91,6 +124,14 @@ pub trait Exec {
         gate()?;
         self.run(req)
     }
+
+    /// Tells the seam which processes the coming runs start, in order, replacing what it was
+    /// told before. A seam that starts processes may start the next one while the current
+    /// one runs ([`Ahead`](super::ahead::Ahead)); a run that is not the next expected one
+    /// runs as usual. The default ignores it.
+    fn expect(&self, upcoming: Vec<Launch>) {
+        let _ = upcoming;
+    }
 }
 
 /// An [`Exec`] whose first run goes through [`Exec::run_gated`] with a gate, and every later
@@ -116,6 +157,10 @@ impl<G: FnMut() -> Result<(), DelegateFailure>> Exec for FirstGated<'_, G> {
             Some(mut gate) => self.inner.run_gated(req, &mut gate),
             None => self.inner.run(req),
         }
+    }
+
+    fn expect(&self, upcoming: Vec<Launch>) {
+        self.inner.expect(upcoming);
     }
 }
 
@@ -143,12 +188,29 @@ const MAX_STDOUT: usize = 16 << 20;
 const MAX_STDERR: usize = 256 << 10;
 
 impl ProcessExec {
-    fn spawn(&self, req: &ExecRequest<'_>) -> Result<Child, DelegateFailure> {
-        let mut cmd = Command::new(req.path);
-        for k in &req.env_remove {
+    /// Starts the plugin of `req`, retrying "text file busy".
+    pub(crate) fn spawn(&self, req: &ExecRequest<'_>) -> Result<Child, DelegateFailure> {
+        self.spawn_launch(req.path, &req.env, &req.env_remove, self.etxtbsy_retries)
+    }
+
+    /// Starts `launch` once, without retries (a start ahead of its run: if it fails, the run
+    /// starts the plugin itself and reports what goes wrong).
+    pub(crate) fn spawn_ahead(&self, launch: &Launch) -> Result<Child, DelegateFailure> {
+        self.spawn_launch(&launch.path, &launch.env, &launch.env_remove, 0)
+    }
+
+    fn spawn_launch(
+        &self,
+        path: &Path,
+        env: &[(&'static str, String)],
+        env_remove: &[&'static str],
+        retries: u32,
+    ) -> Result<Child, DelegateFailure> {
+        let mut cmd = Command::new(path);
+        for k in env_remove {
             cmd.env_remove(k);
         }
-        cmd.envs(req.env.iter().map(|(k, v)| (k, v)))
+        cmd.envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -157,22 +219,19 @@ impl ProcessExec {
         loop {
             match cmd.spawn() {
                 Ok(child) => return Ok(child),
-                Err(e)
-                    if e.raw_os_error() == Some(libc::ETXTBSY)
-                        && attempt < self.etxtbsy_retries =>
-                {
+                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && attempt < retries => {
                     attempt += 1;
-                    tracing::debug!(plugin = %req.path.display(), attempt, "text file busy, retrying");
+                    tracing::debug!(plugin = %path.display(), attempt, "text file busy, retrying");
                     std::thread::sleep(Duration::from_millis(10 * u64::from(attempt)));
                 }
                 Err(e) => {
                     let busy = if e.raw_os_error() == Some(libc::ETXTBSY) {
-                        format!(" (still busy after {} retries)", self.etxtbsy_retries)
+                        format!(" (still busy after {retries} retries)")
                     } else {
                         String::new()
                     };
                     return Err(DelegateFailure::Spawn {
-                        cause: format!("{}: {e}{busy}", req.path.display()),
+                        cause: format!("{}: {e}{busy}", path.display()),
                     });
                 }
             }
@@ -232,6 +291,12 @@ fn kill_group(pgid: u32) {
     let _ = killpg(Pid::from_raw(pgid as i32), Signal::SIGKILL);
 }
 
+/// Ends a plugin that was never given its config: kills its group and reaps it.
+pub(crate) fn discard(mut child: Child) {
+    kill_group(child.id());
+    let _ = child.wait();
+}
+
 impl Exec for ProcessExec {
     fn run(&self, req: &ExecRequest<'_>) -> Result<Output, DelegateFailure> {
         self.run_gated(req, &mut || Ok(()))
@@ -242,17 +307,31 @@ impl Exec for ProcessExec {
         req: &ExecRequest<'_>,
         gate: &mut dyn FnMut() -> Result<(), DelegateFailure>,
     ) -> Result<Output, DelegateFailure> {
-        let mut child = self.spawn(req)?;
+        let child = self.spawn(req)?;
+        self.finish(child, req, gate, &mut || {})
+    }
+}
+
+impl ProcessExec {
+    /// The run of `req` from its started plugin `child` on: `gate`, then the config, then
+    /// the output and the exit (see [`Exec::run_gated`]). `on_config` is called once, when
+    /// the plugin has its whole config (or is gone without reading it).
+    pub(crate) fn finish(
+        &self,
+        mut child: Child,
+        req: &ExecRequest<'_>,
+        gate: &mut dyn FnMut() -> Result<(), DelegateFailure>,
+        on_config: &mut dyn FnMut(),
+    ) -> Result<Output, DelegateFailure> {
         let pgid = child.id();
         if let Err(f) = gate() {
             // It is blocked reading its config, or still starting: it has done nothing.
-            kill_group(pgid);
-            let _ = child.wait();
+            discard(child);
             return Err(f);
         }
         // The deadline is the plugin's own time: it starts when the plugin gets its config.
         let deadline = Instant::now() + req.timeout;
-        let result = self.supervise(&mut child, req, deadline);
+        let result = self.supervise(&mut child, req, deadline, on_config);
         if result.is_err() || matches!(result, Ok(ref o) if o.termination == Termination::TimedOut)
         {
             kill_group(pgid);
@@ -275,9 +354,7 @@ impl Exec for ProcessExec {
         }
         Ok(out)
     }
-}
 
-impl ProcessExec {
     /// The poll loop. Returns the output with `termination` set to `TimedOut` when the
     /// deadline passed, otherwise a placeholder the caller replaces with the real status.
     fn supervise(
@@ -285,7 +362,14 @@ impl ProcessExec {
         child: &mut Child,
         req: &ExecRequest<'_>,
         deadline: Instant,
+        on_config: &mut dyn FnMut(),
     ) -> Result<Output, DelegateFailure> {
+        let mut on_config = Some(on_config);
+        let mut configured = move || {
+            if let Some(f) = on_config.take() {
+                f();
+            }
+        };
         let mut stdin = child.stdin.take();
         let mut stdout = child.stdout.take();
         let mut stderr = child.stderr.take();
@@ -311,6 +395,9 @@ impl ProcessExec {
         let mut exited_at: Option<Instant> = None;
         if req.stdin.is_empty() {
             stdin = None;
+        }
+        if stdin.is_none() {
+            configured();
         }
         loop {
             if stdout.is_none() && stderr.is_none() && (exited_at.is_some() || pidfd.is_none()) {
@@ -383,6 +470,7 @@ impl ProcessExec {
                     }
                     if written >= req.stdin.len() {
                         stdin = None; // closes the pipe: EOF for the plugin
+                        configured();
                     }
                 }
             }
@@ -409,6 +497,7 @@ impl ProcessExec {
             if r_pid {
                 exited_at = Some(Instant::now());
                 stdin = None;
+                configured();
             }
             if pidfd.is_none() && stdout.is_none() && stderr.is_none() {
                 if let Ok(Some(_)) = child.try_wait() {

@@ -2,11 +2,14 @@
 //!
 //! - [`find`]: lookup of a plugin binary by `type` in binDir then CNI_PATH.
 //! - [`exec`]: one process with env, stdin, timeout and process-group kill (the seam).
+//! - [`ahead`]: the real seam as plexus runs it: the next plugin started while one runs.
 //! - [`chain`]: conflist semantics on top: injections, prevResult, capabilities, order.
 
+pub mod ahead;
 pub mod chain;
 pub mod exec;
 pub mod find;
 
+pub use ahead::Ahead;
 pub use chain::{Chain, Invocation};
-pub use exec::{Exec, ExecRequest, Output, ProcessExec, Termination};
+pub use exec::{Exec, ExecRequest, Launch, Output, ProcessExec, Termination};
