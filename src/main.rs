@@ -26,7 +26,7 @@ use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use plexus::cni::{Error, Version};
-use plexus::delegate::ProcessExec;
+use plexus::delegate::{Ahead, ProcessExec};
 
 /// Set once a document went to stdout, so a later panic cannot print a second one.
 static PRINTED: AtomicBool = AtomicBool::new(false);
@@ -92,7 +92,7 @@ fn run() -> u8 {
     let response = plexus::plugin::run(
         |k| std::env::var(k).ok(),
         &mut std::io::stdin().lock(),
-        &ProcessExec::default(),
+        &Ahead::new(ProcessExec::default()),
     );
     if let Some(doc) = &response.stdout {
         print_doc(doc);

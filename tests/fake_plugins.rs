@@ -528,3 +528,96 @@ fn first_delegate_gets_its_config_only_once_the_plan_is_saved() {
         },
     );
 }
+
+/// The next plugins are started while one runs (src/delegate/ahead.rs), and given their
+/// configs only at their turn. Conflist `ok, fails, late`: `fails` waits (bounded, 2 s) for
+/// `late` to have started before it fails, so `late`'s ADD process exists, was never given its
+/// config, and is gone when plexus answers; the rollback then runs every DEL, `late`'s first.
+/// With `startDelegatesAhead: false` nothing starts before its turn: `late`'s ADD never runs.
+#[test]
+fn plugins_started_ahead_get_nothing_before_their_turn_and_are_killed_when_it_never_comes() {
+    sandbox::run(
+        "plugins_started_ahead_get_nothing_before_their_turn_and_are_killed_when_it_never_comes",
+        || {
+            for ahead in [true, false] {
+                let d = tempfile::tempdir().unwrap();
+                let bin = tempfile::tempdir().unwrap();
+                let rec = d.path().display().to_string();
+                let plugin = |name: &str, body: &str| {
+                    use std::os::unix::fs::PermissionsExt;
+                    let p = bin.path().join(name);
+                    std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+                    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+                };
+                // Each records its pid when it starts and its config once read, per command.
+                let record = |name: &str| {
+                    format!(
+                        "echo $$ > {rec}/{name}.$CNI_COMMAND.pid.tmp && mv {rec}/{name}.$CNI_COMMAND.pid.tmp {rec}/{name}.$CNI_COMMAND.pid\n\
+                         cat > {rec}/{name}.$CNI_COMMAND.seen.tmp && mv {rec}/{name}.$CNI_COMMAND.seen.tmp {rec}/{name}.$CNI_COMMAND.seen"
+                    )
+                };
+                let result = r#"printf '{"cniVersion":"1.0.0","ips":[{"address":"10.9.0.2/24"}]}'"#;
+                plugin(
+                    "ok",
+                    &format!(
+                        "{}\n[ \"$CNI_COMMAND\" = ADD ] && {result}\nexit 0",
+                        record("ok")
+                    ),
+                );
+                plugin(
+                    "fails",
+                    &format!(
+                        "{}\nif [ \"$CNI_COMMAND\" = ADD ]; then\n\
+                         i=0; while [ ! -s {rec}/late.ADD.pid ] && [ $i -lt 200 ]; do sleep 0.01; i=$((i+1)); done\n\
+                         printf '{{\"code\":11,\"msg\":\"no\"}}'; exit 1\nfi",
+                        record("fails")
+                    ),
+                );
+                plugin(
+                    "late",
+                    &format!(
+                        "{}\n[ \"$CNI_COMMAND\" = ADD ] && {result}\nexit 0",
+                        record("late")
+                    ),
+                );
+                let mut n: Value = serde_json::from_str(&node("unused", bin_dir(&bin))).unwrap();
+                n["startDelegatesAhead"] = json!(ahead);
+                n["delegates"][0] = json!({"cniVersion": "1.0.0", "name": "list",
+                    "plugins": [{"type": "ok"}, {"type": "fails"}, {"type": "late"}]});
+                let r = call("ADD", d.path(), &n.to_string());
+                assert_eq!(
+                    r.json()["msg"],
+                    "delegate plugin \"fails\" for network \"list\" (ADD) failed: no",
+                    "{r:?}"
+                );
+                let file = |f: &str| std::fs::read_to_string(d.path().join(f)).ok();
+                for name in ["ok", "fails"] {
+                    assert!(file(&format!("{name}.ADD.seen")).is_some_and(|c| c.contains(name)));
+                }
+                assert_eq!(
+                    file("late.ADD.seen"),
+                    None,
+                    "ahead={ahead}: late got an ADD config"
+                );
+                match file("late.ADD.pid") {
+                    Some(pid) => {
+                        assert!(ahead, "late started with startDelegatesAhead off");
+                        let pid: i32 = pid.trim().parse().unwrap();
+                        assert!(
+                            !plugins::process_alive(pid),
+                            "late's ADD process outlived plexus"
+                        );
+                    }
+                    None => assert!(!ahead, "late was not started ahead"),
+                }
+                // The rollback: every plugin's DEL, with its config.
+                for name in ["late", "fails", "ok"] {
+                    assert!(
+                        file(&format!("{name}.DEL.seen")).is_some_and(|c| c.contains(name)),
+                        "ahead={ahead}: no DEL of {name}"
+                    );
+                }
+            }
+        },
+    );
+}

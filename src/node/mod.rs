@@ -13,6 +13,9 @@
 //!   `warn`; default `warn`), `logFile`, `logToStderr` (default true);
 //! - `delegateTimeoutSeconds` (plexus's own key, default 120): the deadline of each delegate
 //!   plugin process;
+//! - `startDelegatesAhead` (plexus's own key, default true): the next delegates' processes are
+//!   started while one runs, and given their configs at their turn
+//!   ([`crate::delegate::ahead`]); false starts each at its turn;
 //! - `kubeconfig`: the Kubernetes client's configuration (without it, and outside a cluster,
 //!   plexus reads no annotation);
 //! - `confDir` (default `/etc/cni/multus/net.d`): where NADs with an empty `spec.config` find
@@ -85,6 +88,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "capabilities",
     "runtimeConfig",
     "delegateTimeoutSeconds",
+    "startDelegatesAhead",
     "apiConnectTimeoutSeconds",
     "apiTimeoutSeconds",
     "readinessTimeoutSeconds",
@@ -131,6 +135,9 @@ pub struct NodeConfig {
     pub log_file: Option<PathBuf>,
     pub log_to_stderr: bool,
     pub delegate_timeout: Duration,
+    /// Whether the next delegates are started while one runs (`startDelegatesAhead`, default
+    /// true; see [`crate::delegate::ahead`]).
+    pub start_delegates_ahead: bool,
     pub runtime_config: Map<String, Value>,
     pub prev_result: Option<Value>,
     pub valid_attachments: Option<Value>,
@@ -177,17 +184,9 @@ impl NodeConfig {
             Some(Value::Array(a)) => a.clone(),
             Some(_) => return Err(bad_key("delegates", "a list of configs")),
         };
-        let log_to_stderr = match raw.get("logToStderr") {
-            None | Some(Value::Null) => true,
-            Some(Value::Bool(b)) => *b,
-            Some(_) => return Err(bad_key("logToStderr", "true or false")),
-        };
+        let log_to_stderr = flag(&raw, "logToStderr", true)?;
         let delegate_timeout = seconds(&raw, "delegateTimeoutSeconds", DEFAULT_DELEGATE_TIMEOUT)?;
-        let namespace_isolation = match raw.get("namespaceIsolation") {
-            None | Some(Value::Null) => false,
-            Some(Value::Bool(b)) => *b,
-            Some(_) => return Err(bad_key("namespaceIsolation", "true or false")),
-        };
+        let namespace_isolation = flag(&raw, "namespaceIsolation", false)?;
         let runtime_config = match raw.get("runtimeConfig") {
             None | Some(Value::Null) => Map::new(),
             Some(Value::Object(m)) => m.clone(),
@@ -242,11 +241,21 @@ impl NodeConfig {
             log_file: s("logFile")?.map(PathBuf::from),
             log_to_stderr,
             delegate_timeout,
+            start_delegates_ahead: flag(&raw, "startDelegatesAhead", true)?,
             runtime_config,
             prev_result: raw.get("prevResult").filter(|v| !v.is_null()).cloned(),
             valid_attachments: raw.get("cni.dev/valid-attachments").cloned(),
             raw,
         })
+    }
+}
+
+/// A `true`/`false` key.
+fn flag(raw: &Map<String, Value>, key: &str, default: bool) -> Result<bool, Error> {
+    match raw.get(key) {
+        None | Some(Value::Null) => Ok(default),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(bad_key(key, "true or false")),
     }
 }
 
@@ -364,6 +373,16 @@ mod tests {
         assert_eq!(c.bin_dir, PathBuf::from("/opt/cni/bin"));
         assert_eq!(c.delegate_timeout, Duration::from_secs(120));
         assert!(c.log_to_stderr);
+        assert!(c.start_delegates_ahead);
+        let off = cfg(r#"{"name":"p","startDelegatesAhead":false}"#).unwrap();
+        assert!(!off.start_delegates_ahead);
+        assert!(off.unknown_keys().is_empty(), "{:?}", off.unknown_keys());
+        assert_eq!(
+            cfg(r#"{"name":"p","startDelegatesAhead":"no"}"#)
+                .unwrap_err()
+                .code(),
+            Code::INVALID_CONFIG
+        );
         let c = cfg(
             r#"{"name":"p","cniVersion":"1.1.0","binDir":"/b","delegateTimeoutSeconds":2.5,
                "delegates":[{"cniVersion":"1.0.0","type":"bridge"}]}"#,

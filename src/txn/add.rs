@@ -12,14 +12,16 @@
 //!    slowest part of this step, overlaps with plexus's own work.
 //! 2. Lock the attachment and write the journal (every attachment `Planned`, with its exact
 //!    delegate config bytes). A journal left by an earlier ADD that crashed is torn down first.
-//!    The write's disk flushes (about 1.5 ms) overlap with the start-up of the first delegate:
-//!    that process is spawned first and given its config, the only input that tells it what to
-//!    do, once the journal is durable ([`Exec::run_gated`](crate::delegate::Exec::run_gated),
-//!    `Plan`). If the write fails, the delegate, which has read nothing, is killed and ADD
-//!    fails with the write's error, nothing attached. When the first attachment has a
+//!    The write's disk flushes (about 1 ms) overlap with the start-up of the first delegates:
+//!    their processes are started first ([`Ctx::expect_runs`], [`crate::delegate::ahead`]),
+//!    and the first is given its config, the only input that tells it what to do, once the
+//!    journal is durable ([`Exec::run_gated`](crate::delegate::Exec::run_gated), `Plan`). If
+//!    the write fails, the delegates, which have read nothing, are killed and ADD fails with
+//!    the write's error, nothing attached. When the first attachment has a
 //!    device-information copy to write, the journal is written before it, as the copy needs.
 //! 3. For each attachment in order: write its device-information copy (when it has one; the
-//!    journal already names it), run its delegate, then record it `Added` with its result.
+//!    journal already names it), run its delegate (whose process was started while the one
+//!    before ran), then record it `Added` with its result.
 //!    These records are atomic but not fsynced (a crash of plexus keeps them; a power loss
 //!    falls back to the durable plan of step 2). DEL of a journal still in phase `Adding` tears
 //!    down its `Planned` attachments too, which is why no record is written *before* a
@@ -56,6 +58,7 @@ use super::plan::{self, Attachment, Inputs};
 use super::teardown::teardown;
 use super::{Ctx, LOCK_TIMEOUT};
 use crate::cni::{Command, DelegateFailure, Error, result};
+use crate::delegate::Invocation;
 use crate::delegate::exec::FirstGated;
 use crate::devices::{self, devinfo};
 use crate::k8s::api::{KubeApi, PodMeta};
@@ -119,6 +122,18 @@ pub fn add(ctx: &Ctx<'_>) -> Result<Value, Error> {
         // Its device-information copy is written before its delegate starts: plan first.
         plan.settle()?;
     }
+    let invs: Vec<Invocation> = atts
+        .iter()
+        .map(|a| {
+            ctx.invocation(
+                &a.network,
+                &a.ifname,
+                &a.runtime_config,
+                Some(netns.clone()),
+            )
+        })
+        .collect();
+    ctx.expect_runs(Command::Add, atts.iter().map(|a| &a.config).zip(&invs));
     let gated = FirstGated::new(ctx.exec, || {
         plan.save().map_err(|()| DelegateFailure::Spawn {
             cause: "it was not given its config: the plan could not be saved".into(),
@@ -131,6 +146,7 @@ pub fn add(ctx: &Ctx<'_>) -> Result<Value, Error> {
         },
         &mut j,
         &atts,
+        &invs,
         &netns,
         api.zip(pod.as_ref()),
     );
@@ -345,12 +361,13 @@ fn apply(
     ctx: &Ctx<'_>,
     j: &mut Journal,
     atts: &[Attachment],
+    invs: &[Invocation],
     netns: &str,
     pod: Option<(&dyn KubeApi, &PodMeta)>,
 ) -> Result<Value, Error> {
     let mut results = Vec::with_capacity(atts.len());
     let mut entries_per_att = Vec::with_capacity(atts.len());
-    for (i, att) in atts.iter().enumerate() {
+    for (i, (att, inv)) in atts.iter().zip(invs).enumerate() {
         // In memory only: a journal read back after a crash in phase `Adding` counts its
         // `Planned` attachments as possibly started anyway, so a write here would buy nothing.
         j.mark(i, AttachmentState::Started, None)?;
@@ -358,13 +375,7 @@ fn apply(
             devinfo::write_copy(info)
                 .map_err(|e| Error::io(format!("network {}", att.network), e.msg()))?;
         }
-        let inv = ctx.invocation(
-            &att.network,
-            &att.ifname,
-            &att.runtime_config,
-            Some(netns.to_owned()),
-        );
-        let res = ctx.chain().add(&att.config, &inv)?;
+        let res = ctx.chain().add(&att.config, inv)?;
         fault::stop_at_indexed("add", i, ":delegate-done");
         j.mark(i, AttachmentState::Added, Some(res.clone()))?;
         ctx.state.save_progress(j)?;

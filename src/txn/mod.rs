@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::cni::{Env, Error, NetworkConfig};
+use crate::cni::{Command, Env, Error, NetworkConfig};
 use crate::delegate::{Chain, Exec, Invocation};
 use crate::devices::DeviceSource;
 use crate::k8s::api::KubeApi;
@@ -137,6 +137,23 @@ impl Ctx<'_> {
     /// The delegate runner.
     pub fn chain(&self) -> Chain<'_> {
         Chain::new(self.exec)
+    }
+
+    /// Tells the exec seam which plugins the coming runs of `command` start, in order, so that
+    /// it can start the next ones while one runs ([`crate::delegate::ahead`]); nothing when
+    /// the node config turns that off (`startDelegatesAhead`).
+    pub fn expect_runs<'n>(
+        &self,
+        command: Command,
+        runs: impl IntoIterator<Item = (&'n NetworkConfig, &'n Invocation)>,
+    ) {
+        if self.node.start_delegates_ahead {
+            self.exec.expect(
+                runs.into_iter()
+                    .flat_map(|(config, inv)| Chain::launches(command, config, inv))
+                    .collect(),
+            );
+        }
     }
 
     /// The pod named by CNI_ARGS.

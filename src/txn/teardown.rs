@@ -4,7 +4,8 @@
 //! result as `prevResult`, its own interface name, CNI_ARGS and runtime values, all from the
 //! journal (so GC, which has no container env, can tear down too). Once an attachment is torn
 //! down, its device-information copy (its path is in the journal) is removed; the kubelet is
-//! never asked. Progress is kept in memory only: the caller removes the journal when
+//! never asked. Every DEL is known before the first runs, so the next plugins' processes are
+//! started while one runs ([`crate::delegate::ahead`]). Progress is kept in memory only: the caller removes the journal when
 //! everything is undone, or saves what is left; a crash in the middle leaves the journal as it
 //! was, and the retry runs every DEL again, which the CNI spec requires delegates to accept.
 //!
@@ -16,7 +17,7 @@
 //!   misconfigured NAD (macvlan with a missing `master` fails DEL forever) must never make a
 //!   pod undeletable.
 
-use crate::cni::{Command, Error};
+use crate::cni::{Command, Error, NetworkConfig};
 use crate::delegate::Invocation;
 use crate::devices::devinfo;
 use crate::fault;
@@ -41,22 +42,38 @@ pub fn teardown(
     } else {
         j.pending_teardown().map(|(i, _)| i).collect()
     };
+    // Each attachment's config and invocation, all read first so that the plugins can be
+    // started ahead of their runs (see `delegate::ahead`).
+    let runs: Vec<(usize, Result<DelRun, Error>)> = pending
+        .into_iter()
+        .map(|i| {
+            let att = &j.attachments[i];
+            let run = journal_config(&att.network, &att.config).map(|config| {
+                let inv = Invocation {
+                    network: att.network.clone(),
+                    container_id: j.container_id.clone(),
+                    netns: netns.clone(),
+                    ifname: att.ifname.clone(),
+                    cni_args: att.cni_args.clone(),
+                    plugin_dirs: ctx.plugin_dirs(),
+                    runtime_config: att.runtime_config.clone(),
+                    timeout: ctx.node.delegate_timeout,
+                };
+                (config, inv)
+            });
+            (i, run)
+        })
+        .collect();
+    ctx.expect_runs(
+        Command::Del,
+        runs.iter()
+            .filter_map(|(_, run)| run.as_ref().ok().map(|(config, inv)| (config, inv))),
+    );
     let mut errors = Vec::new();
-    for i in pending {
+    for (i, run) in runs {
         let att = j.attachments[i].clone();
-        let outcome = journal_config(&att.network, &att.config).and_then(|config| {
-            let inv = Invocation {
-                network: att.network.clone(),
-                container_id: j.container_id.clone(),
-                netns: netns.clone(),
-                ifname: att.ifname.clone(),
-                cni_args: att.cni_args.clone(),
-                plugin_dirs: ctx.plugin_dirs(),
-                runtime_config: att.runtime_config.clone(),
-                timeout: ctx.node.delegate_timeout,
-            };
-            ctx.chain().del(&config, &inv, att.result.as_ref())
-        });
+        let outcome =
+            run.and_then(|(config, inv)| ctx.chain().del(&config, &inv, att.result.as_ref()));
         match outcome {
             Ok(()) => {
                 j.mark(i, AttachmentState::Deleted, None)?;
@@ -81,6 +98,9 @@ pub fn teardown(
     }
     combine(errors)
 }
+
+/// One attachment's DEL: its config (from the journal) and its invocation.
+type DelRun = (NetworkConfig, Invocation);
 
 /// The [`fault`] point prefix of a teardown run by `command` (`<cmd>:teardown`).
 fn stop_prefix(command: Command) -> &'static str {
