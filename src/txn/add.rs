@@ -98,6 +98,20 @@ pub fn add(ctx: &Ctx<'_>) -> Result<Value, Error> {
     let inputs = inputs(ctx, api, pod.as_ref())?;
     let existing = listing.wait()?;
     let mut atts = plan::plan(inputs, &existing)?;
+    // The delegates are known: their processes start up while the devices are looked up and
+    // the plan is written (they get their configs at their turns).
+    let invs: Vec<Invocation> = atts
+        .iter()
+        .map(|a| {
+            ctx.invocation(
+                &a.network,
+                &a.ifname,
+                &a.runtime_config,
+                Some(netns.clone()),
+            )
+        })
+        .collect();
+    ctx.expect_runs(Command::Add, atts.iter().map(|a| &a.config).zip(&invs));
     let pod_ref = ctx.pod_ref();
     let found = devices::assign(
         &plan::needs(&atts),
@@ -122,18 +136,6 @@ pub fn add(ctx: &Ctx<'_>) -> Result<Value, Error> {
         // Its device-information copy is written before its delegate starts: plan first.
         plan.settle()?;
     }
-    let invs: Vec<Invocation> = atts
-        .iter()
-        .map(|a| {
-            ctx.invocation(
-                &a.network,
-                &a.ifname,
-                &a.runtime_config,
-                Some(netns.clone()),
-            )
-        })
-        .collect();
-    ctx.expect_runs(Command::Add, atts.iter().map(|a| &a.config).zip(&invs));
     let gated = FirstGated::new(ctx.exec, || {
         plan.save().map_err(|()| DelegateFailure::Spawn {
             cause: "it was not given its config: the plan could not be saved".into(),
