@@ -180,6 +180,10 @@ impl Node {
         if runtime_annotations {
             node_config["capabilities"] = json!({ RUNTIME_ANNOTATIONS: true });
         }
+        if std::env::var_os("BENCH_NO_AHEAD").is_some() {
+            // plexus starts each delegate at its turn: its own cost without the start-ups it hides.
+            node_config["startDelegatesAhead"] = json!(false);
+        }
         if let Ok(log) = std::env::var("BENCH_LOG") {
             // For profiling: plexus's debug log (timestamps per step) in that file.
             node_config["logLevel"] = json!("debug");

@@ -29,7 +29,8 @@
 //! log file), `BENCH_SPLIT` (print each run's ADD and DEL times), `BENCH_POD_READ` (the
 //! runtime does not pass the pod's annotations, so plexus reads the pod from the API; by
 //! default the node config declares `io.kubernetes.cri.pod-annotations` and every call
-//! carries them, as containerd and CRI-O do).
+//! carries them, as containerd and CRI-O do), `BENCH_NO_AHEAD` (the node config sets
+//! `startDelegatesAhead: false`: each delegate is started at its turn).
 
 use std::path::PathBuf;
 
