@@ -98,20 +98,24 @@ pub fn add(ctx: &Ctx<'_>) -> Result<Value, Error> {
     let inputs = inputs(ctx, api, pod.as_ref())?;
     let existing = listing.wait()?;
     let mut atts = plan::plan(inputs, &existing)?;
+    let invocations = |atts: &[Attachment]| -> Vec<Invocation> {
+        atts.iter()
+            .map(|a| {
+                ctx.invocation(
+                    &a.network,
+                    &a.ifname,
+                    &a.runtime_config,
+                    Some(netns.clone()),
+                )
+            })
+            .collect()
+    };
     // The delegates are known: their processes start up while the devices are looked up and
-    // the plan is written (they get their configs at their turns).
-    let invs: Vec<Invocation> = atts
-        .iter()
-        .map(|a| {
-            ctx.invocation(
-                &a.network,
-                &a.ifname,
-                &a.runtime_config,
-                Some(netns.clone()),
-            )
-        })
-        .collect();
-    ctx.expect_runs(Command::Add, atts.iter().map(|a| &a.config).zip(&invs));
+    // the plan is written (they get their configs, device IDs included, at their turns).
+    ctx.expect_runs(
+        Command::Add,
+        atts.iter().map(|a| &a.config).zip(&invocations(&atts)),
+    );
     let pod_ref = ctx.pod_ref();
     let found = devices::assign(
         &plan::needs(&atts),
@@ -125,6 +129,7 @@ pub fn add(ctx: &Ctx<'_>) -> Result<Value, Error> {
         },
     )?;
     plan::with_devices(&mut atts, found)?;
+    let invs = invocations(&atts);
 
     let _lock = ctx
         .state
