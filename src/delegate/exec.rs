@@ -87,6 +87,20 @@ impl Launch {
     }
 }
 
+/// When expected plugins are started ahead of their runs (node config `startDelegatesAhead`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartAhead {
+    /// Each plugin is started at its turn (`false`).
+    Never,
+    /// Only while the node has a CPU to spare (the default, `"auto"`): a start-up overlapped
+    /// with the current plugin's work is time saved when a CPU would otherwise idle, but on a
+    /// node busy starting many pods it only adds runnable processes that compete with the
+    /// plugins doing work (measured: bursts of pods got slower).
+    WhenIdle,
+    /// Always (`true`).
+    Always,
+}
+
 /// How the process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Termination {
@@ -126,11 +140,11 @@ pub trait Exec {
     }
 
     /// Tells the seam which processes the coming runs start, in order, replacing what it was
-    /// told before. A seam that starts processes may start the next one while the current
-    /// one runs ([`Ahead`](super::ahead::Ahead)); a run that is not the next expected one
-    /// runs as usual. The default ignores it.
-    fn expect(&self, upcoming: Vec<Launch>) {
-        let _ = upcoming;
+    /// told before. A seam that starts processes may start the next ones while the current
+    /// one runs, as `when` allows ([`Ahead`](super::ahead::Ahead)); a run that is not the next
+    /// expected one runs as usual. The default ignores it.
+    fn expect(&self, upcoming: Vec<Launch>, when: StartAhead) {
+        let _ = (upcoming, when);
     }
 }
 
@@ -159,8 +173,8 @@ impl<G: FnMut() -> Result<(), DelegateFailure>> Exec for FirstGated<'_, G> {
         }
     }
 
-    fn expect(&self, upcoming: Vec<Launch>) {
-        self.inner.expect(upcoming);
+    fn expect(&self, upcoming: Vec<Launch>, when: StartAhead) {
+        self.inner.expect(upcoming, when);
     }
 }
 

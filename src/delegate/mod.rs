@@ -12,4 +12,4 @@ pub mod find;
 
 pub use ahead::Ahead;
 pub use chain::{Chain, Invocation};
-pub use exec::{Exec, ExecRequest, Launch, Output, ProcessExec, Termination};
+pub use exec::{Exec, ExecRequest, Launch, Output, ProcessExec, StartAhead, Termination};

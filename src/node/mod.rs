@@ -13,9 +13,9 @@
 //!   `warn`; default `warn`), `logFile`, `logToStderr` (default true);
 //! - `delegateTimeoutSeconds` (plexus's own key, default 120): the deadline of each delegate
 //!   plugin process;
-//! - `startDelegatesAhead` (plexus's own key, default true): the next delegates' processes are
-//!   started while one runs, and given their configs at their turn
-//!   ([`crate::delegate::ahead`]); false starts each at its turn;
+//! - `startDelegatesAhead` (plexus's own key): the next delegates' processes are started while
+//!   one runs, and given their configs at their turn ([`crate::delegate::ahead`]): `"auto"`
+//!   (the default) while the node has a CPU to spare, `true` always, `false` never;
 //! - `kubeconfig`: the Kubernetes client's configuration (without it, and outside a cluster,
 //!   plexus reads no annotation);
 //! - `confDir` (default `/etc/cni/multus/net.d`): where NADs with an empty `spec.config` find
@@ -47,6 +47,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::cni::{Error, Version};
+use crate::delegate::StartAhead;
 use crate::devices;
 
 pub mod readiness;
@@ -135,9 +136,9 @@ pub struct NodeConfig {
     pub log_file: Option<PathBuf>,
     pub log_to_stderr: bool,
     pub delegate_timeout: Duration,
-    /// Whether the next delegates are started while one runs (`startDelegatesAhead`, default
-    /// true; see [`crate::delegate::ahead`]).
-    pub start_delegates_ahead: bool,
+    /// When the next delegates are started while one runs (`startDelegatesAhead`; see
+    /// [`crate::delegate::ahead`]).
+    pub start_delegates_ahead: StartAhead,
     pub runtime_config: Map<String, Value>,
     pub prev_result: Option<Value>,
     pub valid_attachments: Option<Value>,
@@ -241,12 +242,24 @@ impl NodeConfig {
             log_file: s("logFile")?.map(PathBuf::from),
             log_to_stderr,
             delegate_timeout,
-            start_delegates_ahead: flag(&raw, "startDelegatesAhead", true)?,
+            start_delegates_ahead: start_ahead(&raw)?,
             runtime_config,
             prev_result: raw.get("prevResult").filter(|v| !v.is_null()).cloned(),
             valid_attachments: raw.get("cni.dev/valid-attachments").cloned(),
             raw,
         })
+    }
+}
+
+/// `startDelegatesAhead`: `true`, `false` or `"auto"` (the default).
+fn start_ahead(raw: &Map<String, Value>) -> Result<StartAhead, Error> {
+    const KEY: &str = "startDelegatesAhead";
+    match raw.get(KEY) {
+        None | Some(Value::Null) => Ok(StartAhead::WhenIdle),
+        Some(Value::String(s)) if s == "auto" => Ok(StartAhead::WhenIdle),
+        Some(Value::Bool(true)) => Ok(StartAhead::Always),
+        Some(Value::Bool(false)) => Ok(StartAhead::Never),
+        Some(_) => Err(bad_key(KEY, "true, false or \"auto\"")),
     }
 }
 
@@ -373,10 +386,16 @@ mod tests {
         assert_eq!(c.bin_dir, PathBuf::from("/opt/cni/bin"));
         assert_eq!(c.delegate_timeout, Duration::from_secs(120));
         assert!(c.log_to_stderr);
-        assert!(c.start_delegates_ahead);
-        let off = cfg(r#"{"name":"p","startDelegatesAhead":false}"#).unwrap();
-        assert!(!off.start_delegates_ahead);
-        assert!(off.unknown_keys().is_empty(), "{:?}", off.unknown_keys());
+        assert_eq!(c.start_delegates_ahead, StartAhead::WhenIdle);
+        for (value, want) in [
+            ("false", StartAhead::Never),
+            ("true", StartAhead::Always),
+            (r#""auto""#, StartAhead::WhenIdle),
+        ] {
+            let c = cfg(&format!(r#"{{"name":"p","startDelegatesAhead":{value}}}"#)).unwrap();
+            assert_eq!(c.start_delegates_ahead, want, "{value}");
+            assert!(c.unknown_keys().is_empty(), "{:?}", c.unknown_keys());
+        }
         assert_eq!(
             cfg(r#"{"name":"p","startDelegatesAhead":"no"}"#)
                 .unwrap_err()

@@ -19,7 +19,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::cni::{Command, Env, Error, NetworkConfig};
-use crate::delegate::{Chain, Exec, Invocation};
+use crate::delegate::{Chain, Exec, Invocation, StartAhead};
 use crate::devices::DeviceSource;
 use crate::k8s::api::KubeApi;
 use crate::k8s::client::{Client, ClientOptions};
@@ -140,18 +140,20 @@ impl Ctx<'_> {
     }
 
     /// Tells the exec seam which plugins the coming runs of `command` start, in order, so that
-    /// it can start the next ones while one runs ([`crate::delegate::ahead`]); nothing when
-    /// the node config turns that off (`startDelegatesAhead`).
+    /// it can start the next ones while one runs ([`crate::delegate::ahead`]), as the node
+    /// config allows (`startDelegatesAhead`).
     pub fn expect_runs<'n>(
         &self,
         command: Command,
         runs: impl IntoIterator<Item = (&'n NetworkConfig, &'n Invocation)>,
     ) {
-        if self.node.start_delegates_ahead {
+        let when = self.node.start_delegates_ahead;
+        if when != StartAhead::Never {
             self.exec.expect(
                 runs.into_iter()
                     .flat_map(|(config, inv)| Chain::launches(command, config, inv))
                     .collect(),
+                when,
             );
         }
     }
