@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use plexus::cni::{NetworkConfig, result::CniResult};
-use plexus::delegate::{Chain, Invocation, ProcessExec};
+use plexus::delegate::{Ahead, Chain, Invocation, ProcessExec};
 use plexus_conformance::netns::{Netns, host_links, veth_pair};
 use plexus_conformance::sandbox;
 use serde_json::{Map, Value, json};
@@ -66,7 +66,7 @@ fn bridge_host_local_add_check_del() {
             "ipam": {"type": "host-local", "subnet": "10.77.0.0/24", "routes": [{"dst": "0.0.0.0/0"}]}
         });
         let net = parse(&conf);
-        let exec = ProcessExec::default();
+        let exec = Ahead::new(ProcessExec::default());
         let chain = Chain::new(&exec);
         let inv = invocation(&ns, "eth0", "brnet", json!({}));
 
@@ -115,7 +115,7 @@ fn macvlan_on_a_veth_master() {
             "ipam": {"type": "host-local", "subnet": "10.78.0.0/24"}
         });
         let net = parse(&conf);
-        let exec = ProcessExec::default();
+        let exec = Ahead::new(ProcessExec::default());
         let chain = Chain::new(&exec);
         let inv = invocation(&ns, "net1", "ns1/mvnet", json!({}));
         let res = chain.add(&net, &inv).expect("ADD");
@@ -139,7 +139,7 @@ fn ptp_creates_and_removes_both_ends() {
             "ipam": {"type": "host-local", "subnet": "10.79.0.0/24"}
         });
         let net = parse(&conf);
-        let exec = ProcessExec::default();
+        let exec = Ahead::new(ProcessExec::default());
         let chain = Chain::new(&exec);
         let inv = invocation(&ns, "eth0", "ptpnet", json!({}));
         let res = chain.add(&net, &inv).expect("ADD");
@@ -177,7 +177,7 @@ fn conflist_bridge_then_tuning_applies_runtime_mac() {
             ]
         });
         let net = parse(&conf);
-        let exec = ProcessExec::default();
+        let exec = Ahead::new(ProcessExec::default());
         let chain = Chain::new(&exec);
         let mac = "0a:58:0a:51:00:99";
         // `ips` is offered too but no plugin declares it: it must not reach anyone.
@@ -222,7 +222,7 @@ fn static_ipam_on_macvlan() {
                      "routes": [{"dst": "192.0.2.0/24"}]}
         });
         let net = parse(&conf);
-        let exec = ProcessExec::default();
+        let exec = Ahead::new(ProcessExec::default());
         let chain = Chain::new(&exec);
         let inv = invocation(&ns, "net1", "staticnet", json!({}));
         let res = chain.add(&net, &inv).expect("ADD");

@@ -245,6 +245,13 @@ mod tests {
         )
     }
 
+    /// A directory with the [`recorder`] `b` in it, and a runner.
+    fn recorder_and_runner() -> (tempfile::TempDir, PathBuf, Ahead) {
+        let d = tempfile::tempdir().unwrap();
+        let b = recorder(d.path(), "b");
+        (d, b, Ahead::new(ProcessExec::default()))
+    }
+
     fn pid_of(dir: &Path, name: &str) -> Option<i32> {
         std::fs::read_to_string(dir.join(format!("{name}.pid")))
             .ok()
@@ -303,9 +310,7 @@ mod tests {
 
     #[test]
     fn a_run_unlike_the_expected_one_gets_a_process_of_its_own() {
-        let d = tempfile::tempdir().unwrap();
-        let b = recorder(d.path(), "b");
-        let ahead = Ahead::new(ProcessExec::default());
+        let (d, b, ahead) = recorder_and_runner();
         ahead.expect(
             vec![request(&b, "expected", b"").launch()],
             StartAhead::Always,
@@ -321,9 +326,7 @@ mod tests {
 
     #[test]
     fn at_most_depth_plugins_are_started_ahead() {
-        let d = tempfile::tempdir().unwrap();
-        let b = recorder(d.path(), "b");
-        let ahead = Ahead::new(ProcessExec::default());
+        let (_d, b, ahead) = recorder_and_runner();
         let launches: Vec<Launch> = (0..DEPTH + 2)
             .map(|i| request(&b, &i.to_string(), b"").launch())
             .collect();
@@ -336,9 +339,7 @@ mod tests {
 
     #[test]
     fn never_starts_nothing_ahead_and_the_runs_still_run() {
-        let d = tempfile::tempdir().unwrap();
-        let b = recorder(d.path(), "b");
-        let ahead = Ahead::new(ProcessExec::default());
+        let (d, b, ahead) = recorder_and_runner();
         let rb = request(&b, "1", b"{\"b\":1}");
         ahead.expect(vec![rb.launch()], StartAhead::Never);
         assert!(ahead.state.borrow().started.is_empty());
@@ -359,9 +360,7 @@ mod tests {
 
     #[test]
     fn dropping_it_kills_the_plugin_started_ahead() {
-        let d = tempfile::tempdir().unwrap();
-        let b = recorder(d.path(), "b");
-        let ahead = Ahead::new(ProcessExec::default());
+        let (d, b, ahead) = recorder_and_runner();
         ahead.expect(vec![request(&b, "1", b"").launch()], StartAhead::Always);
         let pid = wait_for_pid(d.path(), "b");
         drop(ahead);

@@ -1,9 +1,10 @@
 //! Running one plugin process: environment, stdin, stdout, stderr, timeout, process group.
 //!
 //! This is the seam between plexus and the processes it runs: [`Exec`] is a trait, the real
-//! implementation is [`ProcessExec`], and unit tests of the chain logic use a fake.
+//! implementation is [`Ahead`](super::ahead::Ahead) over the process mechanics of
+//! [`ProcessExec`] here, and unit tests of the chain logic use a fake.
 //!
-//! How a run goes ([`ProcessExec`]):
+//! How a run goes (`ProcessExec::spawn`, then `ProcessExec::finish`):
 //! - The plugin is spawned directly (never through a shell) in a new process group of its own,
 //!   with plexus's environment plus the CNI variables of the request, the config bytes on
 //!   stdin, and stdout/stderr piped.
@@ -178,7 +179,8 @@ impl<G: FnMut() -> Result<(), DelegateFailure>> Exec for FirstGated<'_, G> {
     }
 }
 
-/// Runs real processes.
+/// Runs real processes: how a plugin is started and supervised, with its settings. The [`Exec`]
+/// running them is [`Ahead`](super::ahead::Ahead).
 #[derive(Debug, Clone)]
 pub struct ProcessExec {
     /// How many times a spawn failing with ETXTBSY is retried.
@@ -309,21 +311,6 @@ fn kill_group(pgid: u32) {
 pub(crate) fn discard(mut child: Child) {
     kill_group(child.id());
     let _ = child.wait();
-}
-
-impl Exec for ProcessExec {
-    fn run(&self, req: &ExecRequest<'_>) -> Result<Output, DelegateFailure> {
-        self.run_gated(req, &mut || Ok(()))
-    }
-
-    fn run_gated(
-        &self,
-        req: &ExecRequest<'_>,
-        gate: &mut dyn FnMut() -> Result<(), DelegateFailure>,
-    ) -> Result<Output, DelegateFailure> {
-        let child = self.spawn(req)?;
-        self.finish(child, req, gate, &mut || {})
-    }
 }
 
 impl ProcessExec {
@@ -612,6 +599,12 @@ fn garbage(exit: Option<i32>, output: &str, cause: &str) -> DelegateFailure {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::delegate::Ahead;
+
+    /// The real runner, starting nothing ahead unless told to.
+    fn process_exec() -> Ahead {
+        Ahead::new(ProcessExec::default())
+    }
 
     fn out(t: Termination, stdout: &str) -> Output {
         Output {
@@ -687,7 +680,7 @@ mod tests {
 
     fn run(body: &str, stdin: &[u8], timeout: Duration) -> Output {
         let (_d, p) = script(body);
-        ProcessExec::default()
+        process_exec()
             .run(&ExecRequest {
                 path: &p,
                 env: vec![("PLEXUS_T", "v".into())],
@@ -752,7 +745,7 @@ mod tests {
 
     #[test]
     fn missing_binary_is_a_spawn_failure() {
-        let e = ProcessExec::default()
+        let e = process_exec()
             .run(&request(Path::new("/nonexistent/plug"), b""))
             .unwrap_err();
         assert!(matches!(e, DelegateFailure::Spawn { .. }), "{e:?}");
@@ -792,7 +785,7 @@ mod tests {
         let started = d.path().join("started");
         let (_s, p) = script(&format!("echo $$ > {}; cat", started.display()));
         let mut pid = 0;
-        let o = ProcessExec::default()
+        let o = process_exec()
             .run_gated(&request(&p, b"{\"cfg\":1}"), &mut || {
                 // Only returns once the plugin is running: the gate overlaps its start-up.
                 pid = started_pid(&started);
@@ -818,7 +811,7 @@ mod tests {
         let failure = DelegateFailure::Spawn {
             cause: "the plan could not be saved".into(),
         };
-        let r = ProcessExec::default().run_gated(&request(&p, b"{\"cfg\":1}"), &mut || {
+        let r = process_exec().run_gated(&request(&p, b"{\"cfg\":1}"), &mut || {
             pid = started_pid(&started);
             Err(failure.clone())
         });
@@ -838,7 +831,7 @@ mod tests {
     fn first_gated_gates_the_first_run_only() {
         let (_s, p) = script("cat");
         let gates = std::cell::Cell::new(0);
-        let exec = ProcessExec::default();
+        let exec = process_exec();
         let gated = FirstGated::new(&exec, || {
             gates.set(gates.get() + 1);
             Ok(())
