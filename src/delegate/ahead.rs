@@ -2,9 +2,10 @@
 //!
 //! Most of what a short plugin run costs is the start of its process: exec, dynamic loading,
 //! a Go runtime's start-up. Plugins run one after the other, but their processes need not be
-//! *started* one after the other: [`Ahead`] starts the next expected plugin
-//! ([`Exec::expect`]) as soon as the current one has its config, so that its start-up
-//! overlaps the current plugin's work, and hands it its own config when its turn comes.
+//! *started* one after the other: [`Ahead`] starts the first expected plugins as soon as it is
+//! told them ([`Exec::expect`]), and the next one each time a plugin has its config, so that
+//! their start-ups overlap plexus's own work and the current plugin's, and hands each its own
+//! config when its turn comes.
 //!
 //! Why this is safe: a CNI plugin does nothing before it has read its config from stdin (the
 //! config is the only input that says what to do; the environment only says where). A plugin
@@ -13,7 +14,7 @@
 //! all (an earlier plugin failed, ADD rolls back, a run asks for another process) is killed
 //! with its process group and reaped before anything else happens, having read nothing; if
 //! plexus itself dies, the plugin reads an empty config when the pipe closes and fails
-//! without doing anything. At most one plugin is started ahead.
+//! without doing anything. At most two plugins (`DEPTH`) are started ahead.
 //!
 //! The match is exact: the run must start the same binary with the same environment
 //! ([`Launch::starts`]); anything else is run with a process of its own.

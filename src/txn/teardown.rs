@@ -5,9 +5,10 @@
 //! journal (so GC, which has no container env, can tear down too). Once an attachment is torn
 //! down, its device-information copy (its path is in the journal) is removed; the kubelet is
 //! never asked. Every DEL is known before the first runs, so the next plugins' processes are
-//! started while one runs ([`crate::delegate::ahead`]). Progress is kept in memory only: the caller removes the journal when
-//! everything is undone, or saves what is left; a crash in the middle leaves the journal as it
-//! was, and the retry runs every DEL again, which the CNI spec requires delegates to accept.
+//! started while one runs ([`crate::delegate::ahead`]). Progress is kept in memory only: the
+//! caller removes the journal when everything is undone, or saves what is left; a crash in the
+//! middle leaves the journal as it was, and the retry runs every DEL again, which the CNI spec
+//! requires delegates to accept.
 //!
 //! The rule for failures (continue past each, report all):
 //! - an attachment whose ADD succeeded (`Added`) is strict: if its DEL fails it stays in the
