@@ -43,7 +43,6 @@ const DEPTH: usize = 2;
 /// ahead of its run (see the module docs).
 pub struct Ahead {
     inner: ProcessExec,
-    depth: usize,
     state: RefCell<State>,
     /// As the last [`Exec::expect`] asked.
     when: Cell<StartAhead>,
@@ -63,14 +62,13 @@ impl Ahead {
     pub fn new(inner: ProcessExec) -> Self {
         Ahead {
             inner,
-            depth: DEPTH,
             state: RefCell::new(State::default()),
             when: Cell::new(StartAhead::Never),
             cpus: OnceCell::new(),
         }
     }
 
-    /// Starts the next expected plugins, up to `depth` started ahead, as `when` allows.
+    /// Starts the next expected plugins, up to `DEPTH` started ahead, as `when` allows.
     fn start_next(&self) {
         let allowed = match self.when.get() {
             StartAhead::Never => false,
@@ -88,7 +86,7 @@ impl Ahead {
             return;
         }
         let mut s = self.state.borrow_mut();
-        while s.started.len() < self.depth.min(s.upcoming.len()) {
+        while s.started.len() < DEPTH.min(s.upcoming.len()) {
             let next = &s.upcoming[s.started.len()];
             match self.inner.spawn_ahead(next) {
                 Ok(child) => s.started.push_back(child),

@@ -23,10 +23,10 @@
 //! handshake negotiated `h2`, which the Kubernetes API server offers, or an answer came over
 //! HTTP/2), the jobs run concurrently on it; over HTTP/1.1 they run one after the other, so
 //! that nothing races for a second connection. A job queued while the connection is still
-//! being made waits for its protocol first, so the first requests of a run are concurrent too. Reads and
-//! writes wait for their answer; Events do not: they are queued and the caller goes on (ADD
-//! runs the next delegate while the previous attachment's `AddedInterface` event is being
-//! recorded, and the last one is recorded while the status is written). Dropping the
+//! being made waits for its protocol first, so the first requests of a run are concurrent
+//! too. Reads and writes wait for their answer; Events do not: they are queued and the caller
+//! goes on (ADD runs the next delegate while the previous attachment's `AddedInterface` event
+//! is being recorded, and the last one is recorded while the status is written). Dropping the
 //! [`Client`] closes the queue and waits, at most [`FLUSH_BOUND`], for the queued Events.
 //!
 //! ADD's pod read can be started early ([`KubeApi::prefetch_pod`], called before the journal
