@@ -203,3 +203,43 @@ fn a_panic_still_prints_one_code_999_error_document() {
     );
     assert!(r.stderr.contains("plexus panicked"), "{}", r.stderr);
 }
+
+/// The program headers' types of the ELF64 little-endian file `bytes`, and its `e_type`.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn elf_type_and_segments(bytes: &[u8]) -> (u16, Vec<u32>) {
+    let u16_at = |at: usize| u16::from_le_bytes([bytes[at], bytes[at + 1]]);
+    let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+    let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap());
+    assert_eq!(&bytes[..5], b"\x7fELF\x02", "an ELF64 file");
+    let phoff = usize::try_from(u64_at(0x20)).unwrap();
+    let (phentsize, phnum) = (usize::from(u16_at(0x36)), usize::from(u16_at(0x38)));
+    let segments = (0..phnum).map(|i| u32_at(phoff + i * phentsize)).collect();
+    (u16_at(0x10), segments)
+}
+
+/// build.rs links the binary statically and at a fixed address (see its docs): an
+/// `ET_EXEC` file with no `PT_INTERP` (no dynamic loader is asked for) and no `PT_DYNAMIC`
+/// (nothing to bind at start). The tests run this same link (debug profile).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn the_binary_is_static_and_not_pie() {
+    const ET_EXEC: u16 = 2;
+    const PT_DYNAMIC: u32 = 2;
+    const PT_INTERP: u32 = 3;
+    let escape = [option_env!("PLEXUS_PIE"), option_env!("PLEXUS_DYNAMIC")];
+    if escape.contains(&Some("1")) {
+        eprintln!("SKIPPED: built with PLEXUS_PIE=1 or PLEXUS_DYNAMIC=1");
+        return;
+    }
+    let bytes = std::fs::read(env!("CARGO_BIN_EXE_plexus")).unwrap();
+    let (e_type, segments) = elf_type_and_segments(&bytes);
+    assert_eq!(e_type, ET_EXEC, "not a position-independent executable");
+    assert!(
+        !segments.contains(&PT_INTERP),
+        "no dynamic loader: {segments:?}"
+    );
+    assert!(
+        !segments.contains(&PT_DYNAMIC),
+        "nothing linked dynamically: {segments:?}"
+    );
+}

@@ -977,3 +977,35 @@ fn harness_node_config_and_stand_in_objects() {
     run.assert_ok("VERSION");
     assert_eq!(run.json()["cniVersion"], "1.1.0");
 }
+
+/// A kubeconfig may name the API server by host name. plexus is a static binary (build.rs),
+/// whose glibc resolves names with its built-in `files` and `dns` sources: `localhost` comes
+/// from the sandbox's `/etc/hosts` (the stand-in's certificate is valid for it).
+#[test]
+fn api_server_named_by_host_name() {
+    sandbox::run("api_server_named_by_host_name", || {
+        let node = Node::start(cluster_bridge("cl-named", "plxnm0", "10.130.0.0/24"));
+        let kubeconfig = node.dir.path().join("kubeconfig");
+        let by_address = fs::read_to_string(&kubeconfig).unwrap();
+        let by_name = by_address.replace("https://127.0.0.1:", "https://localhost:");
+        assert_ne!(
+            by_address, by_name,
+            "the stand-in's kubeconfig names 127.0.0.1"
+        );
+        fs::write(&kubeconfig, by_name).unwrap();
+        node.nad("br-named", &bridge("br-named", "plxnm1", "10.130.1.0/24"));
+        let pod = node.pod("named", "br-named");
+
+        let result = added(&node, &pod);
+
+        let names: Vec<Value> = node
+            .network_status(&pod)
+            .iter()
+            .map(|entry| entry["name"].clone())
+            .collect();
+        assert_eq!(names, [json!("cl-named"), json!("default/br-named")]);
+        assert_eq!(pod.link_names(), ["eth0", "lo", "net1"]);
+        node.del(&pod, Some(&result)).assert_ok("DEL");
+        node.assert_clean(&pod, "after DEL");
+    });
+}
