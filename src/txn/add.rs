@@ -12,10 +12,11 @@
 //!    slowest part of this step, overlaps with plexus's own work.
 //! 2. Lock the attachment and write the journal (every attachment `Planned`, with its exact
 //!    delegate config bytes). A journal left by an earlier ADD that crashed is torn down first.
-//!    The write's disk flushes (about 1 ms) overlap with the start-up of the first delegates:
-//!    their processes are started first ([`Ctx::expect_runs`], [`crate::delegate::ahead`]),
-//!    and the first is given its config, the only input that tells it what to do, once the
-//!    journal is durable ([`Exec::run_gated`](crate::delegate::Exec::run_gated), `Plan`). If
+//!    The write and its disk flushes (1 to 2 ms on the benchmark VM) run on a thread of their
+//!    own while the ADD thread starts the first delegates' processes ([`Ctx::expect_runs`],
+//!    [`crate::delegate::ahead`]), and the first is given its config, the only input that
+//!    tells it what to do, once the journal is durable
+//!    ([`Exec::run_gated`](crate::delegate::Exec::run_gated), `Plan`). If
 //!    the write fails, the delegates, which have read nothing, are killed and ADD fails with
 //!    the write's error, nothing attached. When the first attachment has a
 //!    device-information copy to write, the journal is written before it, as the copy needs.
@@ -51,6 +52,7 @@
 use std::cell::RefCell;
 use std::net::IpAddr;
 use std::path::Path;
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -98,24 +100,6 @@ pub fn add(ctx: &Ctx<'_>) -> Result<Value, Error> {
     let inputs = inputs(ctx, api, pod.as_ref())?;
     let existing = listing.wait()?;
     let mut atts = plan::plan(inputs, &existing)?;
-    let invocations = |atts: &[Attachment]| -> Vec<Invocation> {
-        atts.iter()
-            .map(|a| {
-                ctx.invocation(
-                    &a.network,
-                    &a.ifname,
-                    &a.runtime_config,
-                    Some(netns.clone()),
-                )
-            })
-            .collect()
-    };
-    // The delegates are known: their processes start up while the devices are looked up and
-    // the plan is written (they get their configs, device IDs included, at their turns).
-    ctx.expect_runs(
-        Command::Add,
-        atts.iter().map(|a| &a.config).zip(&invocations(&atts)),
-    );
     let pod_ref = ctx.pod_ref();
     let found = devices::assign(
         &plan::needs(&atts),
@@ -129,36 +113,52 @@ pub fn add(ctx: &Ctx<'_>) -> Result<Value, Error> {
         },
     )?;
     plan::with_devices(&mut atts, found)?;
-    let invs = invocations(&atts);
+    let invs: Vec<Invocation> = atts
+        .iter()
+        .map(|a| {
+            ctx.invocation(
+                &a.network,
+                &a.ifname,
+                &a.runtime_config,
+                Some(netns.clone()),
+            )
+        })
+        .collect();
 
     let _lock = ctx
         .state
         .lock(&env.container_id, &env.ifname, LOCK_TIMEOUT)?;
     clear_leftovers(ctx, &netns)?;
     let mut j = journal(ctx, &netns, &atts)?;
-    let plan = Plan::new(ctx.state, j.clone());
-    if atts.first().and_then(|a| a.device_info()).is_some() {
-        // Its device-information copy is written before its delegate starts: plan first.
+    let outcome = std::thread::scope(|scope| {
+        let plan = Plan::start(scope, ctx.state, j.clone());
+        // The delegates' processes start while the plan is flushed; they get their configs,
+        // device IDs included, at their turns.
+        ctx.expect_runs(Command::Add, atts.iter().map(|a| &a.config).zip(&invs));
+        if atts.first().and_then(|a| a.device_info()).is_some() {
+            // Its device-information copy is written before its delegate starts: plan first.
+            plan.settle()?;
+        }
+        let gated = FirstGated::new(ctx.exec, || {
+            plan.wait().map_err(|()| DelegateFailure::Spawn {
+                cause: "it was not given its config: the plan could not be saved".into(),
+            })
+        });
+        let outcome = apply(
+            &Ctx {
+                exec: &gated,
+                ..*ctx
+            },
+            &mut j,
+            &atts,
+            &invs,
+            &netns,
+            api.zip(pod.as_ref()),
+        );
+        // On failure: no plan means nothing was started (see `Plan::settle`).
         plan.settle()?;
-    }
-    let gated = FirstGated::new(ctx.exec, || {
-        plan.save().map_err(|()| DelegateFailure::Spawn {
-            cause: "it was not given its config: the plan could not be saved".into(),
-        })
-    });
-    let outcome = apply(
-        &Ctx {
-            exec: &gated,
-            ..*ctx
-        },
-        &mut j,
-        &atts,
-        &invs,
-        &netns,
-        api.zip(pod.as_ref()),
-    );
-    // On failure: no plan means nothing was started (see `Plan::settle`).
-    plan.settle()?;
+        Ok(outcome)
+    })?;
     match outcome {
         Ok(doc) => Ok(doc),
         Err(e) => {
@@ -169,60 +169,101 @@ pub fn add(ctx: &Ctx<'_>) -> Result<Value, Error> {
     }
 }
 
-/// The plan (step 2), saved once: by the first delegate's gate, after that delegate is
-/// started and before it is given its config, so that the fsync overlaps with its start-up;
-/// or by [`Plan::settle`] before the first delegate when that attachment has a
-/// device-information copy to write first, or after [`apply`] when no delegate was started.
-struct Plan<'a> {
-    state: &'a StateDir,
-    slot: RefCell<PlanSlot>,
+/// The plan (step 2), saved once, on a thread of its own started as soon as the journal is
+/// made: its disk flushes (about 1 ms, more on a busy disk) overlap with the start of the
+/// delegates' processes on the ADD thread. The first delegate's gate waits for it, so that
+/// delegate is given its config only once the plan is durable; [`Plan::settle`] waits for it
+/// before the first delegate when that attachment has a device-information copy to write
+/// first, and after [`apply`] in any case.
+struct Plan<'scope> {
+    slot: RefCell<PlanSlot<'scope>>,
 }
 
-enum PlanSlot {
-    Pending(Box<Journal>),
+enum PlanSlot<'scope> {
+    /// Being written by the plan's thread.
+    Saving(std::thread::ScopedJoinHandle<'scope, Result<(), Error>>),
+    /// No thread could be started: written by the first [`Plan::wait`].
+    Pending(&'scope StateDir, Arc<Journal>),
     Saved,
     Failed(Error),
 }
 
-impl<'a> Plan<'a> {
-    fn new(state: &'a StateDir, planned: Journal) -> Self {
+impl<'scope> Plan<'scope> {
+    fn start<'env>(
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+        state: &'env StateDir,
+        planned: Journal,
+    ) -> Self
+    where
+        'env: 'scope,
+    {
+        let planned = Arc::new(planned);
+        let slot = std::thread::Builder::new()
+            .name("plexus-plan".into())
+            .spawn_scoped(scope, {
+                let planned = Arc::clone(&planned);
+                move || save(state, &planned)
+            })
+            .map_or_else(
+                |e| {
+                    tracing::debug!(error = %e, "no thread for the plan; writing it at the first delegate");
+                    PlanSlot::Pending(state, planned)
+                },
+                PlanSlot::Saving,
+            );
         Plan {
-            state,
-            slot: RefCell::new(PlanSlot::Pending(Box::new(planned))),
+            slot: RefCell::new(slot),
         }
     }
 
-    /// Saves the plan unless that was done; `Err(())` when saving failed (the error is kept
-    /// for [`Plan::settle`]).
-    fn save(&self) -> Result<(), ()> {
+    /// Waits until the plan is saved (or saves it); `Err(())` when saving failed (the error
+    /// is kept for [`Plan::settle`]).
+    fn wait(&self) -> Result<(), ()> {
         let mut slot = self.slot.borrow_mut();
-        if let PlanSlot::Pending(planned) = &*slot {
-            *slot = match self.state.save(planned) {
-                Ok(()) => {
-                    fault::stop_at("add:planned");
-                    PlanSlot::Saved
-                }
-                Err(e) => PlanSlot::Failed(e),
-            };
+        let done = match std::mem::replace(&mut *slot, PlanSlot::Saved) {
+            PlanSlot::Saving(thread) => Some(
+                thread
+                    .join()
+                    .unwrap_or_else(|_| Err(Error::Internal("the plan's thread panicked".into()))),
+            ),
+            PlanSlot::Pending(state, planned) => Some(save(state, &planned)),
+            settled => {
+                *slot = settled;
+                None
+            }
+        };
+        match done {
+            Some(Ok(())) => *slot = PlanSlot::Saved,
+            Some(Err(e)) => *slot = PlanSlot::Failed(e),
+            None => {}
         }
-        match &*slot {
-            PlanSlot::Failed(_) => Err(()),
-            _ => Ok(()),
+        if matches!(*slot, PlanSlot::Failed(_)) {
+            Err(())
+        } else {
+            Ok(())
         }
     }
 
-    /// `Ok` once the plan is durable, saving it now if nothing did; otherwise the error that
+    /// `Ok` once the plan is durable, waiting for it if needed; otherwise the error that
     /// saving it gave. A failed save in the first delegate's gate killed that delegate before
     /// it read its config, and no other was started: nothing is attached, nothing to undo.
     /// Every ADD starts at least one delegate (a network has at least one plugin), so `apply`
-    /// reaching its end with the plan unsaved cannot happen; saving it then is still right.
+    /// reaching its end with the plan unsaved cannot happen; waiting for it then is still
+    /// right.
     fn settle(&self) -> Result<(), Error> {
-        let _ = self.save();
+        let _ = self.wait();
         match std::mem::replace(&mut *self.slot.borrow_mut(), PlanSlot::Saved) {
             PlanSlot::Failed(e) => Err(e),
             _ => Ok(()),
         }
     }
+}
+
+/// Writes the plan durably (see [`StateDir::save`]).
+fn save(state: &StateDir, planned: &Journal) -> Result<(), Error> {
+    state.save(planned)?;
+    fault::stop_at("add:planned");
+    Ok(())
 }
 
 /// The networks of this pod, before interface names are given.
