@@ -18,6 +18,16 @@
 //! load time). What is lost: a stack overflow ends plexus with SIGSEGV instead of a message
 //! (the guard page is the kernel's and still there); plexus does not recurse on input depth
 //! beyond serde_json's limit of 128.
+//!
+//! # The heap, present at start
+//!
+//! The heap glibc set up before `main` (128 KiB, most of which an ADD or DEL uses) is made
+//! present with one `madvise(MADV_POPULATE_WRITE)` instead of a page fault per page. On the
+//! benchmark VM a fault costs 3 to 5 µs; this took 27 of about 110 faults off each ADD and DEL
+//! process (paired ADD+DEL overhead of the no-op 3-attachment cycle, alternating builds, 4 x 30
+//! cycles twice: 7.69 → 7.55 and 6.84 → 6.65 ms). Populating more (a heap grown to 384 KiB, 64
+//! KiB of stack) took 13 more faults off but made VERSION slower: on this VM a page the process
+//! never touches still costs its allocation.
 
 #![no_main]
 
@@ -71,7 +81,37 @@ fn prepare_process() {
             }
         }
     }
+    populate_heap();
 }
+
+/// Makes the heap glibc set up at start-up present in one call instead of one page fault per
+/// page (see the module docs).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn populate_heap() {
+    // SAFETY: `mallinfo2` and `sbrk(0)` only read the allocator's state and the current
+    // break; `madvise(MADV_POPULATE_WRITE)` only makes pages of this process's own heap
+    // present (their contents, zero or already written, are unchanged), and fails harmlessly
+    // on kernels before 5.14.
+    unsafe {
+        // The heap starts where the break was before the main arena took its bytes.
+        let heap = libc::mallinfo2().arena;
+        let end = libc::sbrk(0) as usize;
+        let start = end.saturating_sub(heap) & !(PAGE - 1);
+        if heap > 0 && start > 0 {
+            libc::madvise(
+                start as *mut libc::c_void,
+                end - start,
+                libc::MADV_POPULATE_WRITE,
+            );
+        }
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn populate_heap() {}
+
+/// The page size of the platforms plexus runs on (a smaller value only populates less).
+const PAGE: usize = 4096;
 
 fn run() -> u8 {
     let mut args = std::env::args_os().skip(1);
