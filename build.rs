@@ -33,11 +33,12 @@
 //! the `plexus` binary's link gets `-static` (the C start files of a static program, no
 //! dynamic loader) plus a search directory, made here in `OUT_DIR`, where each library rustc
 //! names (`-lc`, `-lgcc_s`, `-lm`, …) is a one-line linker script standing for its static
-//! archive (`libc.a`; `libgcc_eh.a`, the static unwinder, for `libgcc_s`). Searched before the
-//! system directories, these make every `-l` resolve to an archive. Both ship with the C
-//! toolchain that links Rust binaries on Linux (gcc and libc6-dev). The library, the tests
-//! and the proc-macros are not affected; the integration tests run the `plexus` binary built
-//! this way (debug profile).
+//! archives (`libc.a` grouped with `libgcc.a` and `libgcc_eh.a`; `libgcc_eh.a`, the static
+//! unwinder, for `libgcc_s`). Searched before the system directories, these make every `-l`
+//! resolve to an archive. Both ship with the C toolchain that links Rust binaries on Linux
+//! (gcc and libc6-dev). This links with rust-lld (rustc's default linker here since 1.90) and
+//! with GNU ld. The library, the tests and the proc-macros are not affected; the integration
+//! tests run the `plexus` binary built this way (debug profile).
 //!
 //! Escape hatches, at build time: `PLEXUS_DYNAMIC=1` links glibc dynamically (still not PIE;
 //! release builds then take the unwinder from the static `libgcc_eh.a`, so that no
@@ -47,15 +48,18 @@
 
 use std::path::PathBuf;
 
-/// The libraries rustc links a Linux binary with, and the archive each stands for here.
-const STATIC_STAND_INS: [(&str, &str); 7] = [
-    ("c", "c"),
-    ("gcc_s", "gcc_eh"),
-    ("m", "m"),
-    ("rt", "rt"),
-    ("pthread", "pthread"),
-    ("dl", "dl"),
-    ("util", "util"),
+/// The libraries rustc links a Linux binary with, and the archives each stands for here. libc
+/// comes as a group with libgcc (its `long double` helpers) and the unwinder, which need each
+/// other: a linker that reads archives in order (GNU ld; rust-lld does not care) resolves them
+/// only as a group.
+const STATIC_STAND_INS: [(&str, &[&str]); 7] = [
+    ("c", &["c", "gcc", "gcc_eh"]),
+    ("gcc_s", &["gcc_eh"]),
+    ("m", &["m"]),
+    ("rt", &["rt"]),
+    ("pthread", &["pthread"]),
+    ("dl", &["dl"]),
+    ("util", &["util"]),
 ];
 
 fn main() {
@@ -82,9 +86,11 @@ fn main() {
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let dir = out.join("static-libs");
     std::fs::create_dir_all(&dir).expect("creating the static stand-ins' directory");
-    for (lib, archive) in STATIC_STAND_INS {
+    for (lib, archives) in STATIC_STAND_INS {
+        let archives: Vec<String> = archives.iter().map(|a| format!("-l:lib{a}.a")).collect();
         let script = format!(
-            "/* plexus build.rs: -l{lib} links lib{archive}.a */\nINPUT(-l:lib{archive}.a)\n"
+            "/* plexus build.rs: -l{lib} links static archives */\nGROUP ( {} )\n",
+            archives.join(" ")
         );
         std::fs::write(dir.join(format!("lib{lib}.so")), script)
             .expect("writing a static stand-in linker script");
