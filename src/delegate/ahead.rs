@@ -16,8 +16,8 @@
 //! plexus itself dies, the plugin reads an empty config when the pipe closes and fails
 //! without doing anything. At most two plugins (`DEPTH`) are started ahead.
 //!
-//! The match is exact: the run must start the same binary with the same environment
-//! ([`Launch::starts`]); anything else is run with a process of its own.
+//! The match is exact: the run's [`Launch`] (binary and environment) must equal the expected
+//! one; anything else is run with a process of its own.
 //!
 //! When: [`StartAhead`], from the node config. By default only while the node has a CPU to
 //! spare ([`StartAhead::WhenIdle`]: few runnable tasks, see `cpu_to_spare`). A start-up
@@ -103,7 +103,7 @@ impl Ahead {
     /// including `req` are dropped, and the plugins started for those before it discarded.
     fn take_for(&self, req: &ExecRequest<'_>) -> Option<Child> {
         let mut s = self.state.borrow_mut();
-        let Some(at) = s.upcoming.iter().position(|l| l.starts(req)) else {
+        let Some(at) = s.upcoming.iter().position(|l| *l == req.launch) else {
             s.upcoming.clear();
             s.started.drain(..).for_each(discard);
             return None;
@@ -218,9 +218,11 @@ mod tests {
 
     fn request<'a>(p: &'a Path, tag: &str, stdin: &'a [u8]) -> ExecRequest<'a> {
         ExecRequest {
-            path: p,
-            env: vec![("PLEXUS_T", tag.into())],
-            env_remove: vec![],
+            launch: Launch {
+                path: p.to_path_buf(),
+                env: vec![("PLEXUS_T", tag.into())],
+                env_remove: vec![],
+            },
             stdin,
             timeout: T,
         }
@@ -276,7 +278,10 @@ mod tests {
             request(&a, "1", b"{\"a\":1}"),
             request(&b, "2", b"{\"b\":2}"),
         );
-        ahead.expect(vec![ra.launch(), rb.launch()], StartAhead::Always);
+        ahead.expect(
+            vec![ra.launch.clone(), rb.launch.clone()],
+            StartAhead::Always,
+        );
         let out = ahead.run(&ra).unwrap();
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "saw-b");
         let early = pid_of(d.path(), "b").expect("b started during a's run");
@@ -298,7 +303,10 @@ mod tests {
         let b = recorder(d.path(), "b");
         let ahead = Ahead::new(ProcessExec::default());
         let (ra, rb) = (request(&a, "1", b"{}"), request(&b, "2", b"{\"b\":2}"));
-        ahead.expect(vec![ra.launch(), rb.launch()], StartAhead::Always);
+        ahead.expect(
+            vec![ra.launch.clone(), rb.launch.clone()],
+            StartAhead::Always,
+        );
         ahead.run(&ra).unwrap();
         let pid = wait_for_pid(d.path(), "b");
         // A rollback expects other runs: b is not one of them.
@@ -311,7 +319,7 @@ mod tests {
     fn a_run_unlike_the_expected_one_gets_a_process_of_its_own() {
         let (d, b, ahead) = recorder_and_runner();
         ahead.expect(
-            vec![request(&b, "expected", b"").launch()],
+            vec![request(&b, "expected", b"").launch],
             StartAhead::Always,
         );
         let first = wait_for_pid(d.path(), "b");
@@ -327,7 +335,7 @@ mod tests {
     fn at_most_depth_plugins_are_started_ahead() {
         let (_d, b, ahead) = recorder_and_runner();
         let launches: Vec<Launch> = (0..DEPTH + 2)
-            .map(|i| request(&b, &i.to_string(), b"").launch())
+            .map(|i| request(&b, &i.to_string(), b"").launch)
             .collect();
         ahead.expect(launches.clone(), StartAhead::Always);
         assert_eq!(ahead.state.borrow().started.len(), DEPTH);
@@ -340,7 +348,7 @@ mod tests {
     fn never_starts_nothing_ahead_and_the_runs_still_run() {
         let (d, b, ahead) = recorder_and_runner();
         let rb = request(&b, "1", b"{\"b\":1}");
-        ahead.expect(vec![rb.launch()], StartAhead::Never);
+        ahead.expect(vec![rb.launch.clone()], StartAhead::Never);
         assert!(ahead.state.borrow().started.is_empty());
         assert_eq!(ahead.run(&rb).unwrap().termination, Termination::Exited(0));
         assert_eq!(seen(d.path(), "b"), b"{\"b\":1}");
@@ -360,7 +368,7 @@ mod tests {
     #[test]
     fn dropping_it_kills_the_plugin_started_ahead() {
         let (d, b, ahead) = recorder_and_runner();
-        ahead.expect(vec![request(&b, "1", b"").launch()], StartAhead::Always);
+        ahead.expect(vec![request(&b, "1", b"").launch], StartAhead::Always);
         let pid = wait_for_pid(d.path(), "b");
         drop(ahead);
         assert!(!plexus_conformance::plugins::process_alive(pid));

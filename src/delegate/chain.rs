@@ -227,9 +227,7 @@ impl<'e> Chain<'e> {
         let launch = launch(command, plugin, inv).map_err(|f| fail(plugin, inv, command, f))?;
         let stdin = plugin_config(net, index, inject, &inv.runtime_config)?;
         let req = ExecRequest {
-            path: &launch.path,
-            env: launch.env,
-            env_remove: launch.env_remove,
+            launch,
             stdin: &stdin,
             timeout: inv.timeout,
         };
@@ -369,12 +367,19 @@ mod tests {
     impl Exec for Fake {
         fn run(&self, req: &ExecRequest<'_>) -> Result<Output, DelegateFailure> {
             let cmd = req
+                .launch
                 .env
                 .iter()
                 .find(|(k, _)| *k == "CNI_COMMAND")
                 .map(|(_, v)| v.clone())
                 .unwrap_or_default();
-            let plugin = req.path.file_name().unwrap().to_string_lossy().into_owned();
+            let plugin = req
+                .launch
+                .path
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
             let n = self.calls.borrow().len();
             let stdin: Value = serde_json::from_slice(req.stdin).unwrap();
             self.calls
@@ -536,7 +541,7 @@ mod tests {
         struct Seen<'f>(&'f Fake, RefCell<Vec<Launch>>);
         impl Exec for Seen<'_> {
             fn run(&self, req: &ExecRequest<'_>) -> Result<Output, DelegateFailure> {
-                self.1.borrow_mut().push(req.launch());
+                self.1.borrow_mut().push(req.launch.clone());
                 self.0.run(req)
             }
         }

@@ -30,7 +30,7 @@ use std::cell::RefCell;
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -45,27 +45,12 @@ use crate::cni::{Code, DelegateFailure};
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct ExecRequest<'a> {
-    /// The plugin binary (already found by [`super::find`]).
-    pub path: &'a Path,
-    /// Variables set for the plugin on top of plexus's own environment.
-    pub env: Vec<(&'static str, String)>,
-    /// Variables removed from the inherited environment (e.g. `CNI_NETNS` on a DEL without one).
-    pub env_remove: Vec<&'static str>,
+    /// The process to start.
+    pub launch: Launch,
     /// The config bytes for stdin.
     pub stdin: &'a [u8],
     /// The deadline for the whole run.
     pub timeout: Duration,
-}
-
-impl ExecRequest<'_> {
-    /// The process this request starts.
-    pub fn launch(&self) -> Launch {
-        Launch {
-            path: self.path.to_path_buf(),
-            env: self.env.clone(),
-            env_remove: self.env_remove.clone(),
-        }
-    }
 }
 
 /// The process a run starts: everything about it but the config and the deadline.
@@ -76,16 +61,12 @@ impl ExecRequest<'_> {
 /// run ([`Exec::expect`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Launch {
+    /// The plugin binary (already found by [`super::find`]).
     pub path: PathBuf,
+    /// Variables set for the plugin on top of plexus's own environment.
     pub env: Vec<(&'static str, String)>,
+    /// Variables removed from the inherited environment (e.g. `CNI_NETNS` on a DEL without one).
     pub env_remove: Vec<&'static str>,
-}
-
-impl Launch {
-    /// Whether `req` starts this process.
-    pub fn starts(&self, req: &ExecRequest<'_>) -> bool {
-        self.path == req.path && self.env == req.env && self.env_remove == req.env_remove
-    }
 }
 
 /// When expected plugins are started ahead of their runs (node config `startDelegatesAhead`).
@@ -206,27 +187,22 @@ const MAX_STDERR: usize = 256 << 10;
 impl ProcessExec {
     /// Starts the plugin of `req`, retrying "text file busy".
     pub(crate) fn spawn(&self, req: &ExecRequest<'_>) -> Result<Child, DelegateFailure> {
-        self.spawn_launch(req.path, &req.env, &req.env_remove, self.etxtbsy_retries)
+        self.spawn_launch(&req.launch, self.etxtbsy_retries)
     }
 
     /// Starts `launch` once, without retries (a start ahead of its run: if it fails, the run
     /// starts the plugin itself and reports what goes wrong).
     pub(crate) fn spawn_ahead(&self, launch: &Launch) -> Result<Child, DelegateFailure> {
-        self.spawn_launch(&launch.path, &launch.env, &launch.env_remove, 0)
+        self.spawn_launch(launch, 0)
     }
 
-    fn spawn_launch(
-        &self,
-        path: &Path,
-        env: &[(&'static str, String)],
-        env_remove: &[&'static str],
-        retries: u32,
-    ) -> Result<Child, DelegateFailure> {
+    fn spawn_launch(&self, launch: &Launch, retries: u32) -> Result<Child, DelegateFailure> {
+        let path = &launch.path;
         let mut cmd = Command::new(path);
-        for k in env_remove {
+        for k in &launch.env_remove {
             cmd.env_remove(k);
         }
-        cmd.envs(env.iter().map(|(k, v)| (k, v)))
+        cmd.envs(launch.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -414,7 +390,7 @@ impl ProcessExec {
                 let grace_end = t + self.exit_grace;
                 if now >= grace_end {
                     // The plugin is gone but something it started holds its pipes: end it.
-                    tracing::warn!(plugin = %req.path.display(), "plugin exited but left processes holding its output; killing its process group");
+                    tracing::warn!(plugin = %req.launch.path.display(), "plugin exited but left processes holding its output; killing its process group");
                     kill_group(child.id());
                     return Ok(out);
                 }
@@ -598,6 +574,8 @@ fn garbage(exit: Option<i32>, output: &str, cause: &str) -> DelegateFailure {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
     use crate::delegate::Ahead;
 
@@ -682,9 +660,11 @@ mod tests {
         let (_d, p) = script(body);
         process_exec()
             .run(&ExecRequest {
-                path: &p,
-                env: vec![("PLEXUS_T", "v".into())],
-                env_remove: vec!["HOME"],
+                launch: Launch {
+                    path: p.clone(),
+                    env: vec![("PLEXUS_T", "v".into())],
+                    env_remove: vec!["HOME"],
+                },
                 stdin,
                 timeout,
             })
@@ -754,9 +734,11 @@ mod tests {
     /// A request for `p` with `stdin`, no extra environment and the default deadline.
     fn request<'a>(p: &'a Path, stdin: &'a [u8]) -> ExecRequest<'a> {
         ExecRequest {
-            path: p,
-            env: vec![],
-            env_remove: vec![],
+            launch: Launch {
+                path: p.to_path_buf(),
+                env: vec![],
+                env_remove: vec![],
+            },
             stdin,
             timeout: T,
         }
