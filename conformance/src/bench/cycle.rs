@@ -1,5 +1,6 @@
 //! ADD+DEL of pods of several sizes, repeated: through plexus and directly, interleaved run by
-//! run and size by size.
+//! run and size by size; and [`compare`], two plexus builds on the same pod, interleaved cycle
+//! by cycle.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -36,6 +37,9 @@ struct Size {
     node: Node,
     pod: String,
     through: Vec<f64>,
+    /// The ADD and the DEL of each timed run through plexus.
+    adds: Vec<f64>,
+    dels: Vec<f64>,
     direct: Vec<f64>,
     paired: Vec<f64>,
     requests: BTreeMap<String, u64>,
@@ -43,19 +47,20 @@ struct Size {
 }
 
 impl Size {
-    fn new(binary: &Path, n: usize, plugins: Plugins) -> Size {
+    fn new(binary: &Path, n: usize, plugins: Plugins, pod: String) -> Size {
         let node = Node::new(
             binary,
             n,
             plugins,
             std::env::var_os("BENCH_CNI_DIR").map(PathBuf::from),
         );
-        let pod = format!("bench{n}");
         node.add_pod(&pod);
         Size {
             node,
             pod,
             through: Vec::new(),
+            adds: Vec::new(),
+            dels: Vec::new(),
             direct: Vec::new(),
             paired: Vec::new(),
             requests: BTreeMap::new(),
@@ -100,15 +105,17 @@ impl Size {
         if !timed {
             return None;
         }
-        let p = (add.wall + del.wall).as_secs_f64() * 1000.0;
+        let (a, r) = (
+            add.wall.as_secs_f64() * 1000.0,
+            del.wall.as_secs_f64() * 1000.0,
+        );
+        let p = a + r;
         let d = (t_add + t_del).as_secs_f64() * 1000.0;
         if std::env::var_os("BENCH_SPLIT").is_some() {
-            eprintln!(
-                "n={n} ADD {:.2} ms DEL {:.2} ms direct {d:.2} ms",
-                add.wall.as_secs_f64() * 1000.0,
-                del.wall.as_secs_f64() * 1000.0
-            );
+            eprintln!("n={n} ADD {a:.2} ms DEL {r:.2} ms direct {d:.2} ms");
         }
+        self.adds.push(a);
+        self.dels.push(r);
         self.through.push(p);
         self.direct.push(d);
         self.paired.push(p - d);
@@ -136,7 +143,7 @@ pub struct Measured {
 pub fn measure(binary: &Path, sizes: &[usize], runs: usize, plugins: Plugins) -> Measured {
     let mut nodes: Vec<Size> = sizes
         .iter()
-        .map(|&n| Size::new(binary, n, plugins))
+        .map(|&n| Size::new(binary, n, plugins, format!("bench{n}")))
         .collect();
     let mut rounds = Vec::with_capacity(runs);
     for i in 0..WARMUP + runs {
@@ -168,6 +175,130 @@ pub fn measure(binary: &Path, sizes: &[usize], runs: usize, plugins: Plugins) ->
             .collect(),
         per_attachment,
     }
+}
+
+/// One side of a [`compare`]: medians over its timed cycles, in ms.
+#[derive(Debug)]
+pub struct Side {
+    /// The plexus binary.
+    pub binary: PathBuf,
+    /// ADD through plexus.
+    pub add: f64,
+    /// DEL through plexus.
+    pub del: f64,
+    /// The same delegates run directly (ADD+DEL).
+    pub direct: f64,
+    /// Median over cycles of (ADD+DEL through plexus − direct) of the same cycle.
+    pub paired: f64,
+}
+
+/// Two plexus builds measured on the same pod size, cycle by cycle.
+#[derive(Debug)]
+pub struct Compared {
+    /// Networks of the pod.
+    pub attachments: usize,
+    /// The build compared with.
+    pub baseline: Side,
+    /// The build measured.
+    pub candidate: Side,
+    /// Per cycle: the candidate's paired overhead minus the baseline's of the same cycle.
+    pub difference: Stats,
+    /// Cycles in which the candidate's paired overhead was the lower one.
+    pub candidate_lower: usize,
+    /// Timed cycles per side.
+    pub cycles: usize,
+}
+
+/// Measures two plexus builds (`baseline`, `candidate`) on a pod with `attachments` networks,
+/// `cycles` ADD+DEL cycles each, each followed by the same delegates run directly.
+///
+/// The builds take turns cycle by cycle, in the order A B, B A, A B... (ABBA), each on a node
+/// of its own (own API stand-in and journal, same networks). Comparing two whole runs one
+/// after the other, or even alternating runs of 75 cycles, was not good enough on the
+/// development VM: its speed drifts by whole milliseconds from one minute to the next, and the
+/// second of two runs came out systematically different from the first (four comparisons of
+/// one pair of builds, 4 x 75 cycles each: the side that went second had its direct runs 3 to
+/// 8 ms slower, and the verdict followed the order). Adjacent cycles see the same machine; the
+/// ABBA order cancels what going first or second does. Reported: each side's medians, and the
+/// median of the per-cycle differences of the paired overheads with the count of cycles in
+/// which the candidate was lower.
+pub fn compare(
+    baseline: &Path,
+    candidate: &Path,
+    attachments: usize,
+    cycles: usize,
+    plugins: Plugins,
+) -> Compared {
+    let mut sides = [
+        Size::new(baseline, attachments, plugins, format!("base{attachments}")),
+        Size::new(
+            candidate,
+            attachments,
+            plugins,
+            format!("cand{attachments}"),
+        ),
+    ];
+    let mut diffs = Vec::with_capacity(cycles);
+    for i in 0..WARMUP + cycles {
+        let timed = i >= WARMUP;
+        let mut paired = [None, None];
+        for s in turn(i) {
+            paired[s] = sides[s].cycle(i, timed, false);
+        }
+        if let [Some(b), Some(c)] = paired {
+            diffs.push(c - b);
+        }
+    }
+    let candidate_lower = diffs.iter().filter(|d| **d < 0.0).count();
+    let side = |s: Size, binary: &Path| Side {
+        binary: binary.to_path_buf(),
+        add: Stats::of(s.adds).median,
+        del: Stats::of(s.dels).median,
+        direct: Stats::of(s.direct).median,
+        paired: Stats::of(s.paired).median,
+    };
+    let [b, c] = sides;
+    Compared {
+        attachments,
+        baseline: side(b, baseline),
+        candidate: side(c, candidate),
+        difference: Stats::of(diffs),
+        candidate_lower,
+        cycles,
+    }
+}
+
+/// Which side goes first in cycle `i` of a [`compare`]: A B, then B A, and so on.
+pub fn turn(i: usize) -> [usize; 2] {
+    if i % 2 == 0 { [0, 1] } else { [1, 0] }
+}
+
+/// Prints a [`compare`].
+pub fn report_comparison(c: &Compared, plugins: Plugins) {
+    let what = match plugins {
+        Plugins::Real => "real Debian plugins",
+        Plugins::Canned => "canned no-op delegates",
+    };
+    println!(
+        "| {} attachment(s), {what}, {} cycles each, ABBA | ADD | DEL | directly | overhead (median of paired runs) |",
+        c.attachments, c.cycles
+    );
+    println!("|---|---|---|---|---|");
+    for (name, s) in [("baseline", &c.baseline), ("candidate", &c.candidate)] {
+        println!(
+            "| {name}: {} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms |",
+            s.binary.display(),
+            s.add,
+            s.del,
+            s.direct,
+            s.paired
+        );
+    }
+    let d = &c.difference;
+    println!(
+        "\nCandidate − baseline, paired overhead, cycle by cycle: median {:+.2} ms (p90 {:+.2}, min {:+.2}, max {:+.2}); the candidate was lower in {} of {} cycles.",
+        d.median, d.p90, d.min, d.max, c.candidate_lower, c.cycles
+    );
 }
 
 /// For each round (the paired overheads of every pod size, in the order of `sizes`), the
@@ -248,7 +379,18 @@ pub fn report(measured: &Measured, runs: usize, plugins: Plugins) {
 
 #[cfg(test)]
 mod tests {
-    use super::per_round_slopes;
+    use super::{per_round_slopes, turn};
+
+    #[test]
+    fn each_build_goes_first_in_every_other_cycle() {
+        let firsts: Vec<usize> = (0..6).map(|i| turn(i)[0]).collect();
+        assert_eq!(firsts, [0, 1, 0, 1, 0, 1]);
+        for i in 0..6 {
+            let mut sides = turn(i);
+            sides.sort_unstable();
+            assert_eq!(sides, [0, 1], "cycle {i} runs both builds once");
+        }
+    }
 
     #[test]
     fn slopes_are_taken_within_each_round_between_the_smallest_and_largest_pod() {

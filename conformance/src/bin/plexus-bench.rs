@@ -9,6 +9,7 @@
 //! sudo target/release/plexus-bench cycle      # ADD+DEL of pods with 1, 3, 8 attachments
 //! sudo target/release/plexus-bench burst      # 100 pods × 3 attachments, 8 at a time
 //! sudo target/release/plexus-bench all        # everything, as in the README
+//! sudo target/release/plexus-bench compare --baseline OLD --binary NEW   # two builds, ABBA
 //! ```
 //!
 //! `cycle` and `burst` need root: they run themselves in a private network and mount
@@ -19,6 +20,9 @@
 //! - `--runs N`: VERSION runs (default 2000), floor runs (default 300) or cycles per pod size
 //!   (default 60);
 //! - `--binary PATH`: the plexus binary (default `target/release/plexus`);
+//! - `--baseline PATH`: for `compare`, the build `--binary` is compared with; `compare`
+//!   measures one pod size (`--attachments`, default 3), `--runs` cycles per build (default
+//!   300), the two builds taking turns cycle by cycle (see `cycle::compare`);
 //! - `--plugins real|canned`: the Debian plugins (default) or `plexus-canned`, a no-op delegate
 //!   that leaves plexus's own cost with little noise;
 //! - `--attachments 1,3,8`: pod sizes for `cycle`;
@@ -42,6 +46,7 @@ struct Options {
     mode: String,
     runs: Option<usize>,
     binary: PathBuf,
+    baseline: Option<PathBuf>,
     plugins: Plugins,
     attachments: Vec<usize>,
     pods: usize,
@@ -54,6 +59,7 @@ fn parse() -> Options {
         mode: "version".into(),
         runs: None,
         binary: PathBuf::from("target/release/plexus"),
+        baseline: None,
         plugins: Plugins::Real,
         attachments: vec![1, 3, 8],
         pods: 100,
@@ -69,6 +75,7 @@ fn parse() -> Options {
         match a.as_str() {
             "--runs" => o.runs = Some(num(args.next(), "--runs")),
             "--binary" => o.binary = PathBuf::from(args.next().expect("--binary PATH")),
+            "--baseline" => o.baseline = Some(PathBuf::from(args.next().expect("--baseline PATH"))),
             "--plugins" => {
                 o.plugins = match args.next().as_deref() {
                     Some("real") => Plugins::Real,
@@ -87,17 +94,22 @@ fn parse() -> Options {
             "--pods" => o.pods = num(args.next(), "--pods"),
             "--parallel" => o.parallel = num(args.next(), "--parallel"),
             "--bursts" => o.bursts = num(args.next(), "--bursts"),
-            "version" | "floor" | "cycle" | "burst" | "all" => o.mode = a,
+            "version" | "floor" | "cycle" | "burst" | "all" | "compare" => o.mode = a,
             other => panic!("unknown argument {other:?}; see the doc comment of plexus-bench"),
         }
     }
-    o.binary = std::fs::canonicalize(&o.binary).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e}; run `cargo build --release` first",
-            o.binary.display()
-        )
-    });
+    o.binary = found(&o.binary);
+    o.baseline = o.baseline.as_deref().map(found);
+    if o.mode == "compare" && o.baseline.is_none() {
+        panic!("compare needs --baseline PATH (the build --binary is compared with)");
+    }
     o
+}
+
+/// `p` made absolute; a missing binary ends the benchmark with how to build it.
+fn found(p: &std::path::Path) -> PathBuf {
+    std::fs::canonicalize(p)
+        .unwrap_or_else(|e| panic!("{}: {e}; run `cargo build --release` first", p.display()))
 }
 
 fn main() {
@@ -136,6 +148,20 @@ fn main() {
         let measured = cycle::measure(&o.binary, &o.attachments, runs, o.plugins);
         cycle::report(&measured, runs, o.plugins);
         println!();
+    }
+    if let (Some(baseline), "compare") = (&o.baseline, o.mode.as_str()) {
+        let attachments = match o.attachments.as_slice() {
+            [n] => *n,
+            _ => 3,
+        };
+        let compared = cycle::compare(
+            baseline,
+            &o.binary,
+            attachments,
+            o.runs.unwrap_or(300),
+            o.plugins,
+        );
+        cycle::report_comparison(&compared, o.plugins);
     }
     if o.mode == "burst" || o.mode == "all" {
         // Timed bursts, then one that samples plexus's peak RSS.
