@@ -203,18 +203,19 @@ impl Worker {
     where
         F: Future<Output = ()> + Send + 'static,
     {
+        // Counted until it has run to its end; one that never does (the thread gone) keeps
+        // `drop` waiting, as before, within its bound.
+        self.unfinished.fetch_add(1, Ordering::SeqCst);
         let unfinished = self.unfinished.clone();
-        unfinished.fetch_add(1, Ordering::SeqCst);
-        let counted = self.unfinished.clone();
         let job: Job = Box::new(move || {
             Box::pin(async move {
                 fut.await;
-                counted.fetch_sub(1, Ordering::SeqCst);
+                unfinished.fetch_sub(1, Ordering::SeqCst);
             })
         });
         let queued = self.jobs.as_ref().is_some_and(|q| q.send(job).is_ok());
         if !queued {
-            unfinished.fetch_sub(1, Ordering::SeqCst);
+            self.unfinished.fetch_sub(1, Ordering::SeqCst);
         }
         queued
     }
