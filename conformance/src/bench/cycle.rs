@@ -275,10 +275,7 @@ pub fn turn(i: usize) -> [usize; 2] {
 
 /// Prints a [`compare`].
 pub fn report_comparison(c: &Compared, plugins: Plugins) {
-    let what = match plugins {
-        Plugins::Real => "real Debian plugins",
-        Plugins::Canned => "canned no-op delegates",
-    };
+    let what = plugins.label();
     println!(
         "| {} attachment(s), {what}, {} cycles each, ABBA | ADD | DEL | directly | overhead (median of paired runs) |",
         c.attachments, c.cycles
@@ -319,10 +316,7 @@ pub fn per_round_slopes(sizes: &[usize], rounds: &[Vec<f64>]) -> Option<Vec<f64>
 /// Prints the table of several pod sizes, and the per-attachment growth of the overhead.
 pub fn report(measured: &Measured, runs: usize, plugins: Plugins) {
     let figures = &measured.sizes;
-    let what = match plugins {
-        Plugins::Real => "real Debian plugins",
-        Plugins::Canned => "canned no-op delegates",
-    };
+    let what = plugins.label();
     header(&format!("ADD+DEL cycle, {what}, {runs} runs each"));
     for f in figures {
         row(

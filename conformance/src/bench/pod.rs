@@ -32,6 +32,16 @@ pub enum Plugins {
     Canned,
 }
 
+impl Plugins {
+    /// How the reports name these delegates.
+    pub fn label(self) -> &'static str {
+        match self {
+            Plugins::Real => "real Debian plugins",
+            Plugins::Canned => "canned no-op delegates",
+        }
+    }
+}
+
 /// One network of the pod.
 #[derive(Debug, Clone)]
 pub struct Net {
