@@ -259,10 +259,10 @@ impl Drop for Worker {
         // Closing the queue ends the thread once the jobs already queued (Events) are done.
         self.jobs = None;
         // Nothing left to deliver: the thread ends on its own (and with the process), so
-        // waiting for it would only add its wake-up and the connection's closing handshake
-        // (0.2 to 0.4 ms at the end of ADD on the benchmark VM) to the call. A job that just
-        // answered its caller may not have counted itself finished yet: then this waits as
-        // before.
+        // waiting for it would only add its wake-up and the connection's closing handshake to
+        // the call (from the last thread's exit to the runtime's reaping of an ADD: 0.71 →
+        // 0.36 ms on the benchmark VM; see the README's Benchmarks). A job that just answered
+        // its caller may not have counted itself finished yet: then this waits as before.
         if self.unfinished.load(Ordering::SeqCst) == 0 {
             return;
         }
@@ -771,13 +771,13 @@ mod tests {
         }));
         assert_eq!(w.unfinished.load(Ordering::SeqCst), 1);
         release.send(()).unwrap();
-        ran.recv_timeout(std::time::Duration::from_secs(5))
+        ran.recv_timeout(Duration::from_secs(5))
             .expect("the job ran");
         // It counts itself finished right after its last step.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let deadline = Instant::now() + Duration::from_secs(5);
         while w.unfinished.load(Ordering::SeqCst) != 0 {
             assert!(
-                std::time::Instant::now() < deadline,
+                Instant::now() < deadline,
                 "a job that ran still counts as unfinished"
             );
             std::thread::yield_now();
@@ -791,7 +791,7 @@ mod tests {
         let delivered = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = delivered.clone();
         assert!(w.submit(async move {
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
             flag.store(true, Ordering::SeqCst);
         }));
         drop(w);
