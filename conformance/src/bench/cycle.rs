@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::pod::{Node, Plugins};
-use super::{Stats, header, row};
+use super::{Stats, header, median_with_ci, row};
 use crate::netns::Netns;
 
 /// Rounds not counted (caches, first connection of the stand-in).
@@ -24,8 +24,8 @@ pub struct Figures {
     pub plexus: Stats,
     /// The same delegates run directly.
     pub direct: Stats,
-    /// Median over runs of (plexus − direct) of the same run.
-    pub paired_overhead_ms: f64,
+    /// Over runs, (plexus − direct) of the same run; its median is "the paired overhead".
+    pub paired: Stats,
     /// KiB, the largest of the sampled runs (ADD and DEL).
     pub peak_rss_kib: u64,
     /// API requests of one pod's ADD+DEL, by kind.
@@ -168,7 +168,7 @@ pub fn measure(binary: &Path, sizes: &[usize], runs: usize, plugins: Plugins) ->
                 attachments: s.node.nets.len(),
                 plexus: Stats::of(s.through),
                 direct: Stats::of(s.direct),
-                paired_overhead_ms: Stats::of(s.paired).median,
+                paired: Stats::of(s.paired),
                 peak_rss_kib: s.peak,
                 requests: s.requests,
             })
@@ -293,8 +293,15 @@ pub fn report_comparison(c: &Compared, plugins: Plugins) {
     }
     let d = &c.difference;
     println!(
-        "\nCandidate − baseline, paired overhead, cycle by cycle: median {:+.2} ms (p90 {:+.2}, min {:+.2}, max {:+.2}); the candidate was lower in {} of {} cycles.",
-        d.median, d.p90, d.min, d.max, c.candidate_lower, c.cycles
+        "\nCandidate − baseline, paired overhead, cycle by cycle: median {:+.2} ms (95% CI {:+.2} to {:+.2}; p90 {:+.2}, min {:+.2}, max {:+.2}); the candidate was lower in {} of {} cycles.",
+        d.median,
+        d.median_ci95.0,
+        d.median_ci95.1,
+        d.p90,
+        d.min,
+        d.max,
+        c.candidate_lower,
+        c.cycles
     );
 }
 
@@ -335,10 +342,10 @@ pub fn report(measured: &Measured, runs: usize, plugins: Plugins) {
     println!("|---|---|---|---|---|");
     for f in figures {
         println!(
-            "| {} | {:.2} ms | {:.2} ms | {:.3} | {:.2} MiB |",
+            "| {} | {:.2} ms | {} | {:.3} | {:.2} MiB |",
             f.attachments,
             f.plexus.median - f.direct.median,
-            f.paired_overhead_ms,
+            median_with_ci(&f.paired),
             f.plexus.median / f.direct.median,
             f.peak_rss_kib as f64 / 1024.0
         );

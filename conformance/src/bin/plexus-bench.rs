@@ -25,7 +25,8 @@
 //!   300), the two builds taking turns cycle by cycle (see `cycle::compare`);
 //! - `--plugins real|canned`: the Debian plugins (default) or `plexus-canned`, a no-op delegate
 //!   that leaves plexus's own cost with little noise;
-//! - `--attachments 1,3,8`: pod sizes for `cycle`;
+//! - `--attachments 1,3,8`: pod sizes for `cycle` (default 1, 3 and 8); the one pod size for
+//!   `compare` (default 3);
 //! - `--pods 100 --parallel 8 --bursts 4`: the burst (timed bursts alternate which side goes
 //!   first).
 //!
@@ -48,7 +49,8 @@ struct Options {
     binary: PathBuf,
     baseline: Option<PathBuf>,
     plugins: Plugins,
-    attachments: Vec<usize>,
+    /// As given; `None` for the default (1, 3 and 8 for `cycle`, 3 for `compare`).
+    attachments: Option<Vec<usize>>,
     pods: usize,
     parallel: usize,
     bursts: usize,
@@ -61,7 +63,7 @@ fn parse() -> Options {
         binary: PathBuf::from("target/release/plexus"),
         baseline: None,
         plugins: Plugins::Real,
-        attachments: vec![1, 3, 8],
+        attachments: None,
         pods: 100,
         parallel: 8,
         bursts: 4,
@@ -84,12 +86,13 @@ fn parse() -> Options {
                 }
             }
             "--attachments" => {
-                o.attachments = args
-                    .next()
-                    .expect("--attachments 1,3,8")
-                    .split(',')
-                    .map(|n| n.parse().expect("--attachments: numbers"))
-                    .collect()
+                o.attachments = Some(
+                    args.next()
+                        .expect("--attachments 1,3,8")
+                        .split(',')
+                        .map(|n| n.parse().expect("--attachments: numbers"))
+                        .collect(),
+                )
             }
             "--pods" => o.pods = num(args.next(), "--pods"),
             "--parallel" => o.parallel = num(args.next(), "--parallel"),
@@ -102,6 +105,9 @@ fn parse() -> Options {
     o.baseline = o.baseline.as_deref().map(found);
     if o.mode == "compare" && o.baseline.is_none() {
         panic!("compare needs --baseline PATH (the build --binary is compared with)");
+    }
+    if o.mode == "compare" && o.attachments.as_ref().is_some_and(|a| a.len() != 1) {
+        panic!("compare measures one pod size: --attachments N");
     }
     o
 }
@@ -145,15 +151,17 @@ fn main() {
     }
     if o.mode == "cycle" || o.mode == "all" {
         let runs = o.runs.filter(|_| o.mode == "cycle").unwrap_or(60);
-        let measured = cycle::measure(&o.binary, &o.attachments, runs, o.plugins);
+        let sizes = o.attachments.clone().unwrap_or_else(|| vec![1, 3, 8]);
+        let measured = cycle::measure(&o.binary, &sizes, runs, o.plugins);
         cycle::report(&measured, runs, o.plugins);
         println!();
     }
     if let (Some(baseline), "compare") = (&o.baseline, o.mode.as_str()) {
-        let attachments = match o.attachments.as_slice() {
-            [n] => *n,
-            _ => 3,
-        };
+        let attachments = o
+            .attachments
+            .as_ref()
+            .and_then(|a| a.first().copied())
+            .unwrap_or(3);
         let compared = cycle::compare(
             baseline,
             &o.binary,
