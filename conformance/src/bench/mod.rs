@@ -13,7 +13,8 @@
 //!   process starts, a connection, a NAD read, a status write), against which the overhead
 //!   is to be read.
 //!
-//! Figures are medians with min and max. Runs through plexus and direct runs are interleaved
+//! Figures are medians with min and max, and the paired overheads' medians come with a 95%
+//! confidence interval ([`median_ci95_ranks`]). Runs through plexus and direct runs are interleaved
 //! run by run, and so are the pod sizes of `cycle`, so that a slow moment of the machine hits
 //! both sides and every size alike.
 
