@@ -16,8 +16,8 @@
 //!
 //! | point | where | what is on disk then |
 //! |---|---|---|
-//! | `journal-save:tmp-written` | [`crate::state::StateDir::save`], temp file written and fsynced, before the rename | a stray temp file, no journal |
-//! | `add:planned` | ADD, after the plan is saved, before the first delegate is given its config (it may be started: it then reads an empty config and fails) | the plan, every attachment `planned` |
+//! | `journal-save:tmp-written` | [`crate::state::StateDir::save`], temp file written and fsynced, before the rename | a stray temp file, no journal (the next open makes the temp file the journal) |
+//! | `add:planned` | ADD, once the plan can no longer be lost (renamed, and the directory flushed unless the flush may overlap the first delegate: [`crate::state::StateDir::save_notifying`]), before the first delegate is given its config (it may be started: it then reads an empty config and fails) | the plan, every attachment `planned` |
 //! | `add:<i>:delegate-done` | ADD, delegate `i` succeeded, before its progress line | the previous step: `i` still `planned` |
 //! | `add:<i>:recorded` | ADD, after the progress line recording `i` as `added` | `0..=i` `added` |
 //! | `add:route-moved` | ADD, after the default route moved (only with `default-route`) | every attachment `added` |

@@ -15,7 +15,9 @@
 //!    The write and its disk flushes (1 to 2 ms on the benchmark VM) run on a thread of their
 //!    own while the ADD thread starts the first delegates' processes ([`Ctx::expect_runs`],
 //!    [`crate::delegate::ahead`]), and the first is given its config, the only input that
-//!    tells it what to do, once the journal is durable
+//!    tells it what to do, once the journal can no longer be lost: durable, or on ext4, XFS
+//!    and btrfs flushed and renamed while the directory's flush overlaps the delegate's run
+//!    (see [`crate::state`], "Telling the caller early")
 //!    ([`Exec::run_gated`](crate::delegate::Exec::run_gated), `Plan`). If
 //!    the write fails, the delegates, which have read nothing, are killed and ADD fails with
 //!    the write's error, nothing attached. When the first attachment has a
@@ -128,10 +130,10 @@ pub fn add(ctx: &Ctx<'_>) -> Result<Value, Error> {
     let _lock = ctx
         .state
         .lock(&env.container_id, &env.ifname, LOCK_TIMEOUT)?;
-    clear_leftovers(ctx, &netns)?;
+    let had_journal = clear_leftovers(ctx, &netns)?;
     let mut j = journal(ctx, &netns, &atts)?;
     let outcome = std::thread::scope(|scope| {
-        let plan = Plan::start(scope, ctx.state, j.clone());
+        let plan = Plan::start(scope, ctx.state, j.clone(), !had_journal);
         // The delegates' processes start while the plan is flushed; they get their configs,
         // device IDs included, at their turns.
         ctx.expect_runs(Command::Add, atts.iter().map(|a| &a.config).zip(&invs));
@@ -140,7 +142,7 @@ pub fn add(ctx: &Ctx<'_>) -> Result<Value, Error> {
             plan.settle()?;
         }
         let gated = FirstGated::new(ctx.exec, || {
-            plan.wait().map_err(|()| DelegateFailure::Spawn {
+            plan.safe().map_err(|()| DelegateFailure::Spawn {
                 cause: "it was not given its config: the plan could not be saved".into(),
             })
         });
@@ -155,9 +157,13 @@ pub fn add(ctx: &Ctx<'_>) -> Result<Value, Error> {
             &netns,
             api.zip(pod.as_ref()),
         );
-        // On failure: no plan means nothing was started (see `Plan::settle`).
-        plan.settle()?;
-        Ok(outcome)
+        match plan.settle() {
+            Ok(()) => Ok(outcome),
+            // The first delegate may have run: roll back, with the journal's error.
+            Err(e) if plan.told_safe.get() => Ok(Err(e)),
+            // No plan means nothing was started (see `Plan::settle`).
+            Err(e) => Err(e),
+        }
     })?;
     match outcome {
         Ok(doc) => Ok(doc),
@@ -171,12 +177,19 @@ pub fn add(ctx: &Ctx<'_>) -> Result<Value, Error> {
 
 /// The plan (step 2), saved once, on a thread of its own started as soon as the journal is
 /// made: its disk flushes (about 1 ms, more on a busy disk) overlap with the start of the
-/// delegates' processes on the ADD thread. The first delegate's gate waits for it, so that
-/// delegate is given its config only once the plan is durable; [`Plan::settle`] waits for it
-/// before the first delegate when that attachment has a device-information copy to write
-/// first, and after [`apply`] in any case.
+/// delegates' processes on the ADD thread. The first delegate's gate waits until the plan can
+/// no longer be lost ([`Plan::safe`]), so that delegate is given its config only then: when
+/// the attachment had no journal before, that is once the temp file is flushed and renamed,
+/// on a file system that keeps a flushed new file's name, and the directory's flush then
+/// overlaps with the first delegate (see [`StateDir::save_notifying`]). [`Plan::settle`]
+/// waits for the whole save before the first delegate when that attachment has a
+/// device-information copy to write first, and after [`apply`] in any case.
 struct Plan<'scope> {
     slot: RefCell<PlanSlot<'scope>>,
+    /// Told by the plan's thread when the plan can no longer be lost.
+    notice: std::sync::mpsc::Receiver<()>,
+    /// [`Plan::safe`] has let the first delegate go.
+    told_safe: std::cell::Cell<bool>,
 }
 
 enum PlanSlot<'scope> {
@@ -189,20 +202,29 @@ enum PlanSlot<'scope> {
 }
 
 impl<'scope> Plan<'scope> {
+    /// `early`: the attachment had no journal before, so the first delegate may go before the
+    /// directory's flush (see [`StateDir::save_notifying`]).
     fn start<'env>(
         scope: &'scope std::thread::Scope<'scope, 'env>,
         state: &'env StateDir,
         planned: Journal,
+        early: bool,
     ) -> Self
     where
         'env: 'scope,
     {
         let planned = Arc::new(planned);
+        let (tell, notice) = std::sync::mpsc::channel();
         let slot = std::thread::Builder::new()
             .name("plexus-plan".into())
             .spawn_scoped(scope, {
                 let planned = Arc::clone(&planned);
-                move || save(state, &planned)
+                move || {
+                    state.save_notifying(&planned, early, &mut || {
+                        fault::stop_at("add:planned");
+                        let _ = tell.send(());
+                    })
+                }
             })
             .map_or_else(
                 |e| {
@@ -213,7 +235,19 @@ impl<'scope> Plan<'scope> {
             );
         Plan {
             slot: RefCell::new(slot),
+            notice,
+            told_safe: std::cell::Cell::new(false),
         }
+    }
+
+    /// Waits until the plan can no longer be lost, for the first delegate's gate; `Err(())`
+    /// when saving it failed (the error is kept for [`Plan::settle`]).
+    fn safe(&self) -> Result<(), ()> {
+        let saving = matches!(*self.slot.borrow(), PlanSlot::Saving(_));
+        // No message: the thread ended without reaching that point; its result says why.
+        let told = (saving && self.notice.recv().is_ok()) || self.wait().is_ok();
+        self.told_safe.set(told);
+        if told { Ok(()) } else { Err(()) }
     }
 
     /// Waits until the plan is saved (or saves it); `Err(())` when saving failed (the error
@@ -259,7 +293,7 @@ impl<'scope> Plan<'scope> {
     }
 }
 
-/// Writes the plan durably (see [`StateDir::save`]).
+/// Writes the plan durably (see [`StateDir::save`]), when no thread could be started for it.
 fn save(state: &StateDir, planned: &Journal) -> Result<(), Error> {
     state.save(planned)?;
     fault::stop_at("add:planned");
@@ -341,12 +375,15 @@ fn for_pod(pod: &PodMeta, e: Error) -> Error {
 }
 
 /// An earlier record of this attachment: a rollback marker is dropped, a crashed ADD is torn
-/// down, a completed one means the runtime asks for an interface that exists.
-fn clear_leftovers(ctx: &Ctx<'_>, netns: &str) -> Result<(), Error> {
+/// down, a completed one means the runtime asks for an interface that exists. True when there
+/// was a journal: its removal is not flushed, so the new plan must be flushed whole, directory
+/// included, before a delegate runs (a power loss could otherwise bring the old journal back
+/// beside the new plan's temp file, which is then not recovered; see [`crate::state`]).
+fn clear_leftovers(ctx: &Ctx<'_>, netns: &str) -> Result<bool, Error> {
     let env = ctx.env;
     ctx.state.take_rolled_back(&env.container_id, &env.ifname)?;
     let Some(mut old) = ctx.state.load(&env.container_id, &env.ifname)? else {
-        return Ok(());
+        return Ok(false);
     };
     match old.phase {
         Phase::Added => Err(Error::invalid_config(
@@ -361,7 +398,8 @@ fn clear_leftovers(ctx: &Ctx<'_>, netns: &str) -> Result<(), Error> {
                 "an earlier ADD or DEL of this attachment did not finish; tearing it down first"
             );
             teardown(ctx, &mut old, Some(netns.to_owned()), true)?;
-            ctx.state.remove(&env.container_id, &env.ifname)
+            ctx.state.remove(&env.container_id, &env.ifname)?;
+            Ok(true)
         }
     }
 }
