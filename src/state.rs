@@ -1413,9 +1413,7 @@ mod tests {
         new.phase = Phase::Added;
         let half = serde_json::to_vec(&new).unwrap();
         let half = &half[..half.len() / 2];
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let dead = child.id();
-        child.wait().unwrap();
+        let dead = dead_pid();
         let dead_tmp = t.path().join(format!(".c1:eth0.json.{dead}-0.tmp"));
         let bare_tmp = t.path().join(".c1:eth0.json.tmp");
         let live_tmp = t.path().join(".c2:eth0.json.1-0.tmp");
