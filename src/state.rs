@@ -60,8 +60,8 @@
 //! the directory's runs on, when two things hold:
 //! - The file system keeps a new file's directory entry once the file itself is flushed:
 //!   ext4, XFS and btrfs do (POSIX does not promise it), tmpfs keeps nothing across a reboot
-//!   anyway; the type is read once per [`StateDir::open`] (`fstatfs`), and any other file
-//!   system gets the directory's flush first.
+//!   anyway; the type is read by each early save (`statfs`), and any other file system gets
+//!   the directory's flush first.
 //! - The key had no journal before (the caller says so; ADD knows from its leftovers check):
 //!   the unflushed removal of an old journal must not come back beside the new plan.
 //!
@@ -351,9 +351,6 @@ fn held_set(h: &Held) -> MutexGuard<'_, HashSet<String>> {
 pub struct StateDir {
     path: PathBuf,
     held: Held,
-    /// The directory's file system keeps a new file's name once the file itself is flushed
-    /// (see "Telling the caller early" in the module docs).
-    flush_keeps_new_names: bool,
 }
 
 /// The lock of one attachment, from [`StateDir::lock`]; released on drop.
@@ -464,8 +461,6 @@ impl StateDir {
         let state = StateDir {
             path: path.to_owned(),
             held: Arc::default(),
-            flush_keeps_new_names: nix::sys::statfs::fstatfs(&dir)
-                .is_ok_and(|fs| flush_keeps_new_names(fs.filesystem_type())),
         };
         state.clean_temp_files().map_err(|e| Error::io(ctx(), e))?;
         Ok(state)
@@ -505,7 +500,11 @@ impl StateDir {
                 e,
             )
         })?;
-        self.write(j, early && self.flush_keeps_new_names, safe)
+        // Only an early save asks the file system's type (one `statfs`, not on every open).
+        let early = early
+            && nix::sys::statfs::statfs(&self.path)
+                .is_ok_and(|fs| flush_keeps_new_names(fs.filesystem_type()));
+        self.write(j, early, safe)
     }
 
     /// Records the phase and every attachment's state and result of `j` (a journal
