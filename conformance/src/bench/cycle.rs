@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use super::pod::{Node, Plugins};
 use super::{Stats, header, median_with_ci, row};
@@ -68,9 +69,9 @@ impl Size {
         }
     }
 
-    /// ADD+DEL through plexus, then the same delegates directly; `Some(plexus − direct)` in
-    /// ms when `timed`. With `rss`, only the run through plexus, sampling its peak RSS.
-    fn cycle(&mut self, i: usize, timed: bool, rss: bool) -> Option<f64> {
+    /// ADD+DEL through plexus, then the same delegates directly; the overheads
+    /// (plexus − direct) when `timed`. With `rss`, only the run through plexus, sampling its peak RSS.
+    fn cycle(&mut self, i: usize, timed: bool, rss: bool) -> Option<Paired> {
         let n = self.node.nets.len();
         let cid = format!("{}-{i}", self.pod);
         let ns = Netns::new("bench");
@@ -105,22 +106,35 @@ impl Size {
         if !timed {
             return None;
         }
-        let (a, r) = (
-            add.wall.as_secs_f64() * 1000.0,
-            del.wall.as_secs_f64() * 1000.0,
-        );
-        let p = a + r;
-        let d = (t_add + t_del).as_secs_f64() * 1000.0;
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let (a, r) = (ms(add.wall), ms(del.wall));
+        let (da, dr) = (ms(t_add), ms(t_del));
+        let (p, d) = (a + r, da + dr);
         if std::env::var_os("BENCH_SPLIT").is_some() {
-            eprintln!("n={n} ADD {a:.2} ms DEL {r:.2} ms direct {d:.2} ms");
+            eprintln!(
+                "n={n} ADD {a:.2} ms DEL {r:.2} ms direct {d:.2} ms (ADD {da:.2}, DEL {dr:.2})"
+            );
         }
         self.adds.push(a);
         self.dels.push(r);
         self.through.push(p);
         self.direct.push(d);
         self.paired.push(p - d);
-        Some(p - d)
+        Some(Paired {
+            both: p - d,
+            add: a - da,
+            del: r - dr,
+        })
     }
+}
+
+/// One cycle's overheads in ms: plexus's time minus the direct runs' of the same cycle, for
+/// ADD and DEL together and for each alone.
+#[derive(Debug, Clone, Copy)]
+struct Paired {
+    both: f64,
+    add: f64,
+    del: f64,
 }
 
 /// The figures of every pod size, and the growth of the overhead per extra attachment.
@@ -149,7 +163,7 @@ pub fn measure(binary: &Path, sizes: &[usize], runs: usize, plugins: Plugins) ->
     for i in 0..WARMUP + runs {
         let round: Vec<f64> = nodes
             .iter_mut()
-            .filter_map(|s| s.cycle(i, i >= WARMUP, false))
+            .filter_map(|s| s.cycle(i, i >= WARMUP, false).map(|p| p.both))
             .collect();
         if i >= WARMUP {
             rounds.push(round);
@@ -203,6 +217,12 @@ pub struct Compared {
     pub candidate: Side,
     /// Per cycle: the candidate's paired overhead minus the baseline's of the same cycle.
     pub difference: Stats,
+    /// The same for ADD's overhead alone (plexus's ADD minus the direct ADD runs of its
+    /// cycle), and for DEL's. With the real plugins, DEL (their teardown, tens of ms) carries
+    /// most of the noise, so a change to ADD shows in its own difference first.
+    pub add_difference: Stats,
+    /// The same for DEL's own overhead.
+    pub del_difference: Stats,
     /// Cycles in which the candidate's paired overhead was the lower one.
     pub candidate_lower: usize,
     /// Timed cycles per side.
@@ -238,7 +258,11 @@ pub fn compare(
             format!("cand{attachments}"),
         ),
     ];
-    let mut diffs = Vec::with_capacity(cycles);
+    let (mut diffs, mut add_diffs, mut del_diffs) = (
+        Vec::with_capacity(cycles),
+        Vec::with_capacity(cycles),
+        Vec::with_capacity(cycles),
+    );
     for i in 0..WARMUP + cycles {
         let timed = i >= WARMUP;
         let mut paired = [None, None];
@@ -246,7 +270,9 @@ pub fn compare(
             paired[s] = sides[s].cycle(i, timed, false);
         }
         if let [Some(b), Some(c)] = paired {
-            diffs.push(c - b);
+            diffs.push(c.both - b.both);
+            add_diffs.push(c.add - b.add);
+            del_diffs.push(c.del - b.del);
         }
     }
     let candidate_lower = diffs.iter().filter(|d| **d < 0.0).count();
@@ -263,6 +289,8 @@ pub fn compare(
         baseline: side(b, baseline),
         candidate: side(c, candidate),
         difference: Stats::of(diffs),
+        add_difference: Stats::of(add_diffs),
+        del_difference: Stats::of(del_diffs),
         candidate_lower,
         cycles,
     }
@@ -303,6 +331,12 @@ pub fn report_comparison(c: &Compared, plugins: Plugins) {
         c.candidate_lower,
         c.cycles
     );
+    for (what, d) in [("ADD", &c.add_difference), ("DEL", &c.del_difference)] {
+        println!(
+            "Of that, {what}'s own overhead: median {:+.2} ms (95% CI {:+.2} to {:+.2}).",
+            d.median, d.median_ci95.0, d.median_ci95.1
+        );
+    }
 }
 
 /// For each round (the paired overheads of every pod size, in the order of `sizes`), the
