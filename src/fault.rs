@@ -16,7 +16,8 @@
 //!
 //! | point | where | what is on disk then |
 //! |---|---|---|
-//! | `journal-save:tmp-written` | [`crate::state::StateDir::save`], temp file written and fsynced, before the rename | a stray temp file, no journal (the next open makes the temp file the journal) |
+//! | `journal-reserve:made` | [`crate::state::StateDir::reserve`], on its own thread: ADD's journal file made ahead and flushed, while ADD reads the API (before its plan) | a stray temp file of spaces, no journal (the next open removes it) |
+//! | `journal-save:tmp-written` | [`crate::state::StateDir::save`], temp file written and fsynced (its data only when ADD made it ahead), before the rename | a stray temp file, no journal (the next open makes the temp file the journal) |
 //! | `add:planned` | ADD, once the plan can no longer be lost (renamed, and the directory flushed unless the flush may overlap the first delegate: [`crate::state::StateDir::save_notifying`]), before the first delegate is given its config (it may be started: it then reads an empty config and fails) | the plan, every attachment `planned` |
 //! | `add:<i>:delegate-done` | ADD, delegate `i` succeeded, before its progress line | the previous step: `i` still `planned` |
 //! | `add:<i>:recorded` | ADD, after the progress line recording `i` as `added` | `0..=i` `added` |

@@ -92,6 +92,12 @@ macro_rules! kill_add_at {
 }
 
 kill_add_at!(
+    sigkill_add_with_its_journal_file_made_ahead,
+    "journal-reserve:made",
+    ["lo"],
+    0
+);
+kill_add_at!(
     sigkill_add_before_the_plan_rename,
     "journal-save:tmp-written",
     ["lo"],
