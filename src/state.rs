@@ -644,13 +644,7 @@ impl StateDir {
                     .map_err(|e| step("syncing", e))?;
                 }
                 None => {
-                    let mut f = OpenOptions::new()
-                        .write(true)
-                        .create_new(true)
-                        .mode(FILE_MODE)
-                        .custom_flags(libc::O_NOFOLLOW)
-                        .open(&tmp)
-                        .map_err(|e| step("creating", e))?;
+                    let mut f = create_temp(&tmp).map_err(|e| step("creating", e))?;
                     f.write_all(&bytes).map_err(|e| step("writing", e))?;
                     f.sync_all().map_err(|e| step("syncing", e))?;
                 }
@@ -1066,12 +1060,7 @@ struct Reserved {
 
 impl Reserved {
     fn make(key: String, path: PathBuf) -> io::Result<Reserved> {
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(FILE_MODE)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&path)?;
+        let file = create_temp(&path)?;
         // From here on, a failure removes the file (drop).
         let r = Reserved {
             key,
@@ -1101,6 +1090,16 @@ impl Drop for Reserved {
             tracing::warn!(path = %self.path.display(), error = %e, "cannot remove a temp file");
         }
     }
+}
+
+/// Creates a temp file for a journal: new (never an existing file or a symlink), mode 0600.
+fn create_temp(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(FILE_MODE)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
 }
 
 /// Reads a journal from its bytes and those of its progress file, as [`StateDir::load`] does
