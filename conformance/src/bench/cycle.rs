@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::pod::{Node, Plugins};
+use super::proc::Outcome;
 use super::{Stats, header, median_with_ci, row};
 use crate::netns::Netns;
 
@@ -69,40 +70,26 @@ impl Size {
         }
     }
 
-    /// ADD+DEL through plexus, then the same delegates directly; the overheads
-    /// (plexus − direct) when `timed`. With `rss`, only the run through plexus, sampling its peak RSS.
+    /// ADD+DEL through plexus and the same delegates run directly, in turn (plexus first in
+    /// even cycles, the direct runs first in odd ones: see [`turn`]); the overheads (plexus −
+    /// direct) when `timed`. With `rss`, only the run through plexus, sampling its peak RSS.
     fn cycle(&mut self, i: usize, timed: bool, rss: bool) -> Option<Paired> {
         let n = self.node.nets.len();
-        let cid = format!("{}-{i}", self.pod);
-        let ns = Netns::new("bench");
-        let netns = ns.path().display().to_string();
-        self.node.server.reset_counters();
-        let (add, del) = self
-            .node
-            .through_plexus(&self.pod, &cid, &netns, rss)
-            .unwrap_or_else(|e| panic!("{e}"));
-        drop(ns);
         if rss {
+            let (add, del) = self.through(i, true);
             self.peak = self
                 .peak
                 .max(add.peak_rss_kib.unwrap_or(0))
                 .max(del.peak_rss_kib.unwrap_or(0));
             return None;
         }
-        self.requests = self.node.server.counters();
-
-        let ns = Netns::new("direct");
-        let netns = ns.path().display().to_string();
-        let cid = format!("{}-d{i}", self.pod);
-        let (t_add, results) = self
-            .node
-            .direct_add(&self.pod, &cid, &netns)
-            .unwrap_or_else(|e| panic!("{e}"));
-        let t_del = self
-            .node
-            .direct_del(&self.pod, &cid, &netns, results)
-            .unwrap_or_else(|e| panic!("{e}"));
-        drop(ns);
+        let ((add, del), (t_add, t_del)) = if turn(i)[0] == 0 {
+            let p = self.through(i, false);
+            (p, self.direct(i))
+        } else {
+            let d = self.direct(i);
+            (self.through(i, false), d)
+        };
         if !timed {
             return None;
         }
@@ -125,6 +112,40 @@ impl Size {
             add: a - da,
             del: r - dr,
         })
+    }
+}
+
+impl Size {
+    /// ADD then DEL of the pod through plexus, in a network namespace of its own.
+    fn through(&mut self, i: usize, rss: bool) -> (Outcome, Outcome) {
+        let cid = format!("{}-{i}", self.pod);
+        let ns = Netns::new("bench");
+        let netns = ns.path().display().to_string();
+        self.node.server.reset_counters();
+        let outcomes = self
+            .node
+            .through_plexus(&self.pod, &cid, &netns, rss)
+            .unwrap_or_else(|e| panic!("{e}"));
+        if !rss {
+            self.requests = self.node.server.counters();
+        }
+        outcomes
+    }
+
+    /// The same delegates' ADDs, then their DELs, run directly: the two wall times.
+    fn direct(&mut self, i: usize) -> (Duration, Duration) {
+        let ns = Netns::new("direct");
+        let netns = ns.path().display().to_string();
+        let cid = format!("{}-d{i}", self.pod);
+        let (t_add, results) = self
+            .node
+            .direct_add(&self.pod, &cid, &netns)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let t_del = self
+            .node
+            .direct_del(&self.pod, &cid, &netns, results)
+            .unwrap_or_else(|e| panic!("{e}"));
+        (t_add, t_del)
     }
 }
 
