@@ -113,9 +113,7 @@ impl Size {
             del: r - dr,
         })
     }
-}
 
-impl Size {
     /// ADD then DEL of the pod through plexus, in a network namespace of its own.
     fn through(&mut self, i: usize, rss: bool) -> (Outcome, Outcome) {
         let cid = format!("{}-{i}", self.pod);
