@@ -636,7 +636,7 @@ impl StateDir {
                     r.file
                         .write_all_at(&bytes, 0)
                         .map_err(|e| step("writing", e))?;
-                    if bytes.len() <= r.len {
+                    if bytes.len() <= RESERVED_LEN {
                         r.file.sync_data()
                     } else {
                         r.file.sync_all()
@@ -657,7 +657,9 @@ impl StateDir {
             Ok(())
         })();
         if let Err(cause) = written {
-            if let Err(e) = fs::remove_file(&tmp)
+            // A file made ahead is removed when `reserved` is dropped.
+            if reserved.is_none()
+                && let Err(e) = fs::remove_file(&tmp)
                 && e.kind() != io::ErrorKind::NotFound
             {
                 tracing::warn!(path = %tmp.display(), error = %e, "cannot remove a temp file");
@@ -1054,7 +1056,6 @@ struct Reserved {
     key: String,
     path: PathBuf,
     file: File,
-    len: usize,
     renamed: bool,
 }
 
@@ -1066,7 +1067,6 @@ impl Reserved {
             key,
             path,
             file,
-            len: RESERVED_LEN,
             renamed: false,
         };
         (&r.file).write_all(&[b' '; RESERVED_LEN])?;
