@@ -2,8 +2,8 @@
 //!
 //! stdout carries exactly one JSON document per run, so no log line may ever reach it. The
 //! subscriber is installed once the node config is read (VERSION and early env errors log
-//! nothing). A log file that cannot be opened falls back to stderr with a warning there; it
-//! never fails the CNI command.
+//! nothing). A log file that cannot be opened, or that fails the checks of [`open_log_file`],
+//! falls back to stderr with a warning there; it never fails the CNI command.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -61,23 +61,40 @@ impl<'a> MakeWriter<'a> for Sink {
     }
 }
 
+/// Opens `logFile` for appending, with the rules plexus applies to its journals (root writes
+/// here): the last component is never followed if it is a symlink (`O_NOFOLLOW`); only a
+/// regular file is used (a FIFO would block, a device is not a log; `O_NONBLOCK` keeps the
+/// open itself from blocking); a file owned by another user than plexus's (or root) is
+/// refused untouched, since its owner could read what plexus logs or have linked it
+/// elsewhere; a mode wider than 0600 is set to 0600 ([`crate::perms::private_file`]). A new
+/// file is created 0600.
+pub fn open_log_file(path: &Path) -> Result<File, String> {
+    let f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => "it is a symlink, which plexus does not follow".to_owned(),
+            _ => format!("cannot open it: {e}"),
+        })?;
+    let meta = f.metadata().map_err(|e| format!("cannot read it: {e}"))?;
+    if !meta.is_file() {
+        return Err("it is not a regular file".to_owned());
+    }
+    crate::perms::private_file(&f, path, "the log file", crate::perms::Writable::Fix)
+        .map_err(|e| e.msg())?;
+    Ok(f)
+}
+
 /// Installs the global subscriber. `level` is the node config's `logLevel`.
 pub fn init(level: Option<&str>, file: Option<&Path>, to_stderr: bool) {
     let lvl = level.and_then(parse_level).unwrap_or(DEFAULT_LEVEL);
     let mut warn_open = None;
     let file = file.and_then(|p| {
-        OpenOptions::new()
-            .create(true)
-            .append(true)
-            // Logs name pods, networks and configs: readable by the node's admin only.
-            .mode(0o600)
-            .open(p)
-            .map_err(|e| {
-                warn_open = Some(format!(
-                    "cannot open logFile {}: {e}; logging to stderr",
-                    p.display()
-                ))
-            })
+        open_log_file(p)
+            .map_err(|e| warn_open = Some(format!("logFile {}: {e}; logging to stderr", p.display())))
             .ok()
             .map(Arc::new)
     });
@@ -101,6 +118,46 @@ pub fn init(level: Option<&str>, file: Option<&Path>, to_stderr: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    #[test]
+    fn log_files_get_the_journal_rules() {
+        let d = tempfile::tempdir().unwrap();
+        let new = d.path().join("new.log");
+        open_log_file(&new).unwrap();
+        assert_eq!(std::fs::metadata(&new).unwrap().mode() & 0o777, 0o600);
+        // Too wide, ours: tightened and used.
+        let wide = d.path().join("wide.log");
+        std::fs::write(&wide, "before\n").unwrap();
+        std::fs::set_permissions(&wide, std::fs::Permissions::from_mode(0o666)).unwrap();
+        (&open_log_file(&wide).unwrap()).write_all(b"line\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&wide).unwrap(), "before\nline\n");
+        assert_eq!(std::fs::metadata(&wide).unwrap().mode() & 0o777, 0o600);
+        // A symlink, even to our own file: refused.
+        let link = d.path().join("link.log");
+        std::os::unix::fs::symlink(&wide, &link).unwrap();
+        let e = open_log_file(&link).unwrap_err();
+        assert!(e.contains("symlink"), "{e}");
+        // Not a regular file.
+        let dev_null = open_log_file(Path::new("/dev/null")).unwrap_err();
+        assert_eq!(dev_null, "it is not a regular file");
+        let fifo = d.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o666)).unwrap();
+        // Without a reader the open fails at once (ENXIO) instead of blocking.
+        assert!(open_log_file(&fifo).is_err());
+        if crate::perms::euid() == 0 {
+            let foreign = d.path().join("foreign.log");
+            std::fs::write(&foreign, "theirs\n").unwrap();
+            std::fs::set_permissions(&foreign, std::fs::Permissions::from_mode(0o666)).unwrap();
+            std::os::unix::fs::chown(&foreign, Some(65534), None).unwrap();
+            let e = open_log_file(&foreign).unwrap_err();
+            assert!(e.contains("owned by uid 65534"), "{e}");
+            let m = std::fs::metadata(&foreign).unwrap();
+            assert_eq!((m.mode() & 0o777, m.uid()), (0o666, 65534));
+            assert_eq!(std::fs::read_to_string(&foreign).unwrap(), "theirs\n");
+        }
+    }
 
     #[test]
     fn multus_levels() {
