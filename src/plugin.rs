@@ -15,7 +15,7 @@ use std::io::Read;
 use serde_json::Value;
 
 use crate::cni::{Command, Env, Error, Version};
-use crate::delegate::Exec;
+use crate::delegate::{Exec, policy};
 use crate::k8s::pod::{self, PodRef};
 use crate::node::{NodeConfig, decode_stdin};
 use crate::state::StateDir;
@@ -52,12 +52,15 @@ pub fn run(
     stdin: &mut dyn Read,
     exec: &dyn Exec,
 ) -> Response {
-    let env = match Env::from_lookup(get) {
+    let env = match Env::from_lookup(&get) {
         Ok(env) => env,
         Err(e) => return Response::error(&e, Version::LATEST),
     };
     if env.command == Command::Version {
         return Response::ok(Some(crate::cni::version::version_answer()));
+    }
+    if let Some(parent) = get(policy::NESTED_ENV).filter(|p| !p.is_empty()) {
+        return Response::error(&nested(&parent), Version::LATEST);
     }
     let mut bytes = Vec::new();
     if let Err(e) = stdin.read_to_end(&mut bytes) {
@@ -101,6 +104,20 @@ pub fn run(
     };
     tracing::debug!(exit_code = response.exit_code, "answer ready");
     response
+}
+
+/// The refusal of a plexus started below another plexus's delegate (see
+/// [`crate::delegate::policy`]): its stdin would be a network's config, not the node's.
+fn nested(parent: &str) -> Error {
+    Error::invalid_config(
+        format!(
+            "plexus refuses to run as a delegate of another plexus (pid {parent}): a network's \
+             config names plexus, or a copy of it, as a plugin or IPAM type, and its config \
+             would be read as a node config, letting whoever wrote the network choose what runs \
+             as root"
+        ),
+        format!("{} is set in the environment", policy::NESTED_ENV),
+    )
 }
 
 fn dispatch(env: &Env, node: &NodeConfig, exec: &dyn Exec) -> Result<Option<Value>, Error> {

@@ -74,6 +74,14 @@ pub enum DelegateFailure {
     /// symlinks) outside every plugin directory, or someone other than root or plexus's user
     /// could change it.
     Untrusted { path: String, reason: String },
+    /// The network may not run this plugin: a meta-plugin (plexus itself, Multus), or a type
+    /// the node's policy does not allow for networks a pod selects
+    /// ([`crate::delegate::policy`]). Nothing was run.
+    Refused { reason: String },
+    /// The plugin succeeded but its result is not acceptable (an invalid interface name or
+    /// MAC, too many entries, not the interface it was asked for): see
+    /// [`crate::cni::result::validate`]. Its ADD is rolled back like a failure.
+    BadResult { cause: String },
     /// The plugin could not be started at all (permissions, ENOEXEC, text file busy…).
     Spawn { cause: String },
     /// Reading or writing its pipes failed.
@@ -173,6 +181,10 @@ fn delegate_msg(d: &DelegateError) -> String {
         DelegateFailure::Untrusted { path, reason } => {
             format!("{who} refused: {path} {reason}")
         }
+        DelegateFailure::Refused { reason } => format!("{who} refused: {reason}"),
+        DelegateFailure::BadResult { cause } => {
+            format!("{who} returned a result plexus does not accept: {cause}")
+        }
         DelegateFailure::Spawn { cause } => format!("{who} could not be started: {cause}"),
         DelegateFailure::Io { cause } => format!("{who}: I/O error talking to the plugin: {cause}"),
     }
@@ -270,7 +282,9 @@ impl Error {
                 DelegateFailure::Timeout { .. } => Code::TRY_AGAIN_LATER,
                 DelegateFailure::NotFound { .. }
                 | DelegateFailure::UnsafeType
-                | DelegateFailure::Untrusted { .. } => Code::INVALID_CONFIG,
+                | DelegateFailure::Untrusted { .. }
+                | DelegateFailure::Refused { .. } => Code::INVALID_CONFIG,
+                DelegateFailure::BadResult { .. } => Code::DECODE,
                 DelegateFailure::Spawn { .. } | DelegateFailure::Io { .. } => Code::IO,
                 DelegateFailure::SilentExit { .. } | DelegateFailure::Signaled { .. } => {
                     Code::INTERNAL

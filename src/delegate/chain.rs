@@ -30,6 +30,7 @@ use serde_json::{Map, Value};
 
 use super::exec::{Exec, ExecRequest, Launch, interpret};
 use super::find::find;
+use super::policy;
 use crate::cni::{
     Command, DelegateError, DelegateFailure, Error, NetworkConfig, PluginConf, Version, result,
 };
@@ -264,6 +265,8 @@ fn launch(
     let mut env: Vec<(&'static str, String)> = vec![
         ("CNI_COMMAND", command.as_str().to_owned()),
         ("CNI_PATH", join_dirs(&inv.plugin_dirs)),
+        // A plexus started anywhere below this delegate refuses to run (see `policy`).
+        (policy::NESTED_ENV, std::process::id().to_string()),
     ];
     let mut env_remove = vec![];
     if command.is_attachment() {

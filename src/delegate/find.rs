@@ -15,10 +15,15 @@
 //! plugin directory cannot make plexus, which runs as root, execute a file elsewhere on the
 //! node (`/tmp`, a container's root file system, a tenant's volume), and a writable plugin
 //! binary is not run. A config can only name an entry, never build a path.
+//!
+//! Meta-plugins: a `type` naming one ([`super::policy::META_PLUGINS`]), or an entry that is
+//! the running plexus binary itself under any name, is refused (code 7) before anything runs
+//! (see [`super::policy`] for why).
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use super::policy;
 use crate::cni::DelegateFailure;
 
 /// Checks that `plugin_type` is a bare file name (see the module docs).
@@ -38,6 +43,11 @@ pub fn check_type(plugin_type: &str) -> Result<(), DelegateFailure> {
 /// docs).
 pub fn find(plugin_type: &str, dirs: &[PathBuf]) -> Result<PathBuf, DelegateFailure> {
     check_type(plugin_type)?;
+    if policy::is_meta_plugin(plugin_type) {
+        return Err(DelegateFailure::Refused {
+            reason: policy::meta_plugin_reason(plugin_type),
+        });
+    }
     let found = dirs
         .iter()
         .map(|d| d.join(plugin_type))
@@ -46,6 +56,15 @@ pub fn find(plugin_type: &str, dirs: &[PathBuf]) -> Result<PathBuf, DelegateFail
             searched: dirs.iter().map(|d| d.display().to_string()).collect(),
         })?;
     check_trusted(&found, dirs)?;
+    if policy::is_running_binary(&found) {
+        return Err(DelegateFailure::Refused {
+            reason: format!(
+                "{} is the plexus binary itself; {}",
+                found.display(),
+                policy::meta_plugin_reason(plugin_type)
+            ),
+        });
+    }
     Ok(found)
 }
 
@@ -172,6 +191,34 @@ mod tests {
                 }
                 other => panic!("{other:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn meta_plugins_and_the_running_binary_are_refused() {
+        let a = tempfile::tempdir().unwrap();
+        let dirs = vec![a.path().to_path_buf()];
+        for name in ["plexus", "multus", "multus-shim"] {
+            let p = a.path().join(name);
+            fs::write(&p, "#!/bin/sh\n").unwrap();
+            fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+            match find(name, &dirs) {
+                Err(DelegateFailure::Refused { reason }) => {
+                    assert!(reason.contains("is a meta-plugin"), "{reason}")
+                }
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+        // The running binary under another name: a hard link beside it (a copy, as an
+        // installer would make, is caught by the nested-plexus guard instead).
+        let me = std::fs::read_link("/proc/self/exe").unwrap();
+        let b = tempfile::tempdir_in(me.parent().unwrap()).unwrap();
+        fs::hard_link(&me, b.path().join("innocent")).unwrap();
+        match find("innocent", &[b.path().to_path_buf()]) {
+            Err(DelegateFailure::Refused { reason }) => {
+                assert!(reason.contains("is the plexus binary itself"), "{reason}")
+            }
+            other => panic!("{other:?}"),
         }
     }
 

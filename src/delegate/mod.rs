@@ -4,11 +4,14 @@
 //! - [`exec`]: one process with env, stdin, timeout and process-group kill (the seam).
 //! - [`ahead`]: the real seam as plexus runs it: the next plugin started while one runs.
 //! - [`chain`]: conflist semantics on top: injections, prevResult, capabilities, order.
+//! - [`policy`]: which plugins a network may make plexus run (no meta-plugin, the node's
+//!   policy for the networks pods select).
 
 pub mod ahead;
 pub mod chain;
 pub mod exec;
 pub mod find;
+pub mod policy;
 
 pub use ahead::Ahead;
 pub use chain::{Chain, Invocation};

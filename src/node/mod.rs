@@ -37,6 +37,9 @@
 //!   [`crate::devices`]); `deviceInfoDir` (default `/var/run/k8s.cni.cncf.io/devinfo`): the
 //!   Device Information Specification's directory, with `dp/` and `cni/` under it (Multus has
 //!   no keys for these paths);
+//! - `allowedPluginTypes` and `deniedPluginTypes` (plexus's own keys, lists of plugin type
+//!   names, both unset by default): the plugin types the networks a pod selects may, and may
+//!   not, use; meta-plugins are refused whatever they say (see [`crate::delegate::policy`]);
 //! - the runtime's injections: `runtimeConfig`, `prevResult`, `cni.dev/valid-attachments`.
 //!
 //! Unknown keys are logged at debug level and otherwise ignored ([`NodeConfig::unknown_keys`]).
@@ -48,6 +51,7 @@ use serde_json::{Map, Value};
 
 use crate::cni::{Error, Version};
 use crate::delegate::StartAhead;
+use crate::delegate::policy::TypePolicy;
 use crate::devices;
 
 pub mod readiness;
@@ -96,6 +100,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "podResourcesSocket",
     "podResourcesTimeoutSeconds",
     "deviceInfoDir",
+    "allowedPluginTypes",
+    "deniedPluginTypes",
     "prevResult",
     "cni.dev/valid-attachments",
     "args",
@@ -128,6 +134,8 @@ pub struct NodeConfig {
     pub pod_resources_timeout: Duration,
     /// The device-information directory (`dp/` and `cni/` under it).
     pub device_info_dir: PathBuf,
+    /// `allowedPluginTypes` and `deniedPluginTypes`.
+    pub type_policy: TypePolicy,
     pub name: String,
     pub version: Version,
     pub bin_dir: PathBuf,
@@ -234,6 +242,10 @@ impl NodeConfig {
                 || PathBuf::from(devices::devinfo::DEFAULT_DIR),
                 PathBuf::from,
             ),
+            type_policy: TypePolicy {
+                allowed: type_names(&raw, "allowedPluginTypes")?,
+                denied: type_names(&raw, "deniedPluginTypes")?.unwrap_or_default(),
+            },
             name: s("name")?.unwrap_or_default(),
             version,
             bin_dir: s("binDir")?.map_or_else(|| PathBuf::from(DEFAULT_BIN_DIR), PathBuf::from),
@@ -280,6 +292,20 @@ fn seconds(raw: &Map<String, Value>, key: &str, default: Duration) -> Result<Dur
             Some(secs) if secs > 0.0 && secs <= 86_400.0 => Ok(Duration::from_secs_f64(secs)),
             _ => Err(bad_key(key, "a number of seconds in (0, 86400]")),
         },
+    }
+}
+
+/// A list of plugin type names (`None` when the key is absent).
+fn type_names(raw: &Map<String, Value>, key: &str) -> Result<Option<Vec<String>>, Error> {
+    match raw.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|i| i.as_str().filter(|t| !t.is_empty()).map(str::to_owned))
+            .collect::<Option<Vec<_>>>()
+            .map(Some)
+            .ok_or_else(|| bad_key(key, "a list of plugin type names")),
+        Some(_) => Err(bad_key(key, "a list of plugin type names")),
     }
 }
 
@@ -490,6 +516,27 @@ mod k8s_keys {
         assert_eq!(c.device_info_dir, Path::new("/d"));
         assert!(c.unknown_keys().is_empty());
         assert!(cfg(r#"{"name":"p","podResourcesTimeoutSeconds":-1}"#).is_err());
+        let c = cfg(r#"{"name":"p"}"#).unwrap();
+        assert_eq!(c.type_policy, TypePolicy::default());
+        let c = cfg(
+            r#"{"name":"p","allowedPluginTypes":["bridge","macvlan"],"deniedPluginTypes":["host-device"]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.type_policy,
+            TypePolicy {
+                allowed: Some(vec!["bridge".into(), "macvlan".into()]),
+                denied: vec!["host-device".into()],
+            }
+        );
+        assert!(c.unknown_keys().is_empty());
+        for bad in [r#""bridge""#, "[1]", r#"[""]"#] {
+            let e = cfg(&format!(r#"{{"name":"p","allowedPluginTypes":{bad}}}"#)).unwrap_err();
+            assert_eq!(
+                e.msg(),
+                "node config: \"allowedPluginTypes\" must be a list of plugin type names"
+            );
+        }
         let c = cfg(r#"{"name":"p","globalNamespaces":["a","b"]}"#).unwrap();
         assert_eq!(c.global_namespaces, vec!["a", "b"]);
         assert!(cfg(r#"{"name":"p","globalNamespaces":[1]}"#).is_err());

@@ -66,10 +66,11 @@ use super::{Ctx, LOCK_TIMEOUT};
 use crate::cni::{Command, DelegateFailure, Error, result};
 use crate::delegate::Invocation;
 use crate::delegate::exec::FirstGated;
+use crate::delegate::policy::{self, Source};
 use crate::devices::{self, devinfo};
 use crate::k8s::api::{KubeApi, PodMeta};
 use crate::k8s::{events, networks, pod, status};
-use crate::node::{readiness, resolve};
+use crate::node::{NodeConfig, readiness, resolve};
 use crate::state::{self, AttachmentState, Journal, Phase, Reservation, StateDir};
 use crate::{fault, netns};
 
@@ -104,6 +105,7 @@ pub fn add(ctx: &Ctx<'_>) -> Result<Value, Error> {
         _ => None,
     };
     let inputs = inputs(ctx, api, pod.as_ref())?;
+    check_types(node, pod.as_ref(), &inputs)?;
     let existing = listing.wait()?;
     let mut atts = plan::plan(inputs, &existing)?;
     let pod_ref = ctx.pod_ref();
@@ -315,6 +317,7 @@ pub(crate) fn inputs(
     let node = ctx.node;
     let nets = resolve::node_networks(node, api)?;
     let mut cluster = nets.cluster;
+    let mut cluster_from_pod = false;
     let mut defaults = nets.defaults;
     let mut selected = vec![];
     if let (Some(api), Some(pod)) = (api, pod) {
@@ -324,6 +327,7 @@ pub(crate) fn inputs(
                 .map_err(|e| for_pod(pod, e))?
         {
             cluster = own;
+            cluster_from_pod = true;
         }
         if node.is_system_namespace(&pod.namespace) {
             defaults.clear();
@@ -356,11 +360,41 @@ pub(crate) fn inputs(
     }
     Ok(Inputs {
         cluster,
+        cluster_from_pod,
         defaults,
         selected,
         runtime_config,
         ifname: ctx.env.ifname.clone(),
     })
+}
+
+/// The plugin-type rules of [`policy`] for every network of the pod, before anything runs;
+/// every refused network is named at once. (DEL without a journal does not ask: it runs
+/// what it can, and a refused plugin is refused again when it would be run.)
+fn check_types(node: &NodeConfig, pod: Option<&PodMeta>, inputs: &Inputs) -> Result<(), Error> {
+    let cluster = if inputs.cluster_from_pod {
+        Source::Pod
+    } else {
+        Source::Node
+    };
+    let networks = std::iter::once((&inputs.cluster, cluster))
+        .chain(inputs.defaults.iter().map(|n| (n, Source::Node)))
+        .chain(inputs.selected.iter().map(|s| (&s.network, Source::Pod)));
+    let refused: Vec<String> = networks
+        .filter_map(|(n, source)| {
+            policy::check(&n.config, source, &node.type_policy)
+                .err()
+                .map(|why| format!("network {} ({}): {why}", plan::status_name(n), n.source))
+        })
+        .collect();
+    if refused.is_empty() {
+        return Ok(());
+    }
+    let pod = pod.map_or_else(String::new, |p| format!("pod {}: ", p.key()));
+    Err(Error::invalid_config(
+        format!("{pod}{}", refused.join("; ")),
+        "nothing was run; see docs/security.md for the plugin-type rules",
+    ))
 }
 
 /// An API failure while resolving a pod's networks, with the pod named (the API's own message

