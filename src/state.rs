@@ -15,7 +15,8 @@
 //!   `-` because container IDs may contain `-` (and interface names too), which would let two
 //!   attachments share one file; container IDs and interface names can hold no `:`, so a
 //!   file name splits back into exactly one key ([`StateDir::list`]).
-//! - `<containerID>:<ifname>.lock` (mode 0600): the per-attachment lock ([`StateDir::lock`]).
+//! - `<containerID>.lock` (mode 0600): the container's lock ([`StateDir::lock`]), shared by
+//!   every attachment of that container.
 //! - `<containerID>:<ifname>.progress` (mode 0600): the progress of the ADD that wrote the
 //!   journal, one JSON line per step, appended ([`StateDir::save_progress`]).
 //! - `.<containerID>:<ifname>.json.<pid>-<n>.tmp`: a journal being written, or the file ADD
@@ -114,22 +115,26 @@
 //!
 //! # Concurrency
 //!
-//! Two plexus processes for the same attachment (a DEL racing an ADD the runtime timed out)
-//! must not interleave: the transaction holds [`StateDir::lock`] (an `flock(2)` on the
-//! attachment's lock file) from before it reads the journal until after its last write. The
+//! Two plexus processes for the same container must not interleave: a DEL racing an ADD the
+//! runtime timed out, but also two calls for one container with different `CNI_IFNAME`s,
+//! which plan the same secondary interface names (`net1`...) and whose rollbacks would
+//! otherwise tear down each other's interfaces and leases (the delegates key them by
+//! container ID and interface name). The transaction holds [`StateDir::lock`] (an `flock(2)`
+//! on the container's lock file) from before it reads the pod's interfaces and the journal
+//! until after its last write, so a second ADD sees the first one's interfaces and fails its
+//! plan before anything runs. The
 //! lock is bounded in time and released on drop or when the process dies (the kernel drops
 //! `flock` locks with the last descriptor; descriptors are close-on-exec, so delegates do not
-//! inherit it). [`StateDir::remove`] unlinks the lock file while its caller holds the lock; a
+//! inherit it). Releasing the lock unlinks the lock file first, still holding it, when no file
+//! of the container is left ([`StateLock`]'s drop); a
 //! waiter that then gets the lock of the unlinked file notices (the path no longer names the
 //! inode it locked) and locks the current file instead, so two holders never coexist.
 
-use std::collections::HashSet;
 use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -361,31 +366,23 @@ struct Mark {
     result: Option<Value>,
 }
 
-/// Keys whose lock this process holds through some [`StateDir`] clone.
-type Held = Arc<Mutex<HashSet<String>>>;
-
-fn held_set(h: &Held) -> MutexGuard<'_, HashSet<String>> {
-    h.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 /// The journal directory (`cniDir` of the node config), checked and cleaned by [`open`].
 ///
 /// [`open`]: StateDir::open
 #[derive(Debug, Clone)]
 pub struct StateDir {
     path: PathBuf,
-    held: Held,
 }
 
-/// The lock of one attachment, from [`StateDir::lock`]; released on drop.
+/// The lock of one container, from [`StateDir::lock`]; released on drop.
 #[derive(Debug)]
 pub struct StateLock {
-    // Dropped after `Drop::drop` has unregistered the key: the registry never claims a lock
-    // that is not held.
+    // Dropped after `Drop::drop` has run: the lock file is unlinked while it is still held.
     _flock: Flock<File>,
-    key: String,
     path: PathBuf,
-    held: Held,
+    /// The directory, the container and the interface the lock was taken for; `None` when
+    /// the lock file must stay (a read-only directory).
+    unused_check: Option<(PathBuf, String, String)>,
 }
 
 impl StateLock {
@@ -396,9 +393,45 @@ impl StateLock {
 }
 
 impl Drop for StateLock {
+    /// Unlinks the lock file, still holding it, when no journal, progress file or rollback
+    /// marker of the container is left: a waiter that then gets the unlinked file notices and
+    /// locks a new one (see "Concurrency" in the module docs).
     fn drop(&mut self) {
-        held_set(&self.held).remove(&self.key);
+        let Some((dir, cid, ifname)) = &self.unused_check else {
+            return;
+        };
+        match container_has_files(dir, cid, ifname) {
+            Ok(false) => {
+                if let Err(e) = unlink(&self.path) {
+                    tracing::debug!(path = %self.path.display(), error = %e, "lock file kept");
+                }
+            }
+            Ok(true) => {}
+            Err(e) => tracing::debug!(error = %e, "cannot list the journals; lock file kept"),
+        }
     }
+}
+
+/// Whether any journal, progress file or rollback marker of `container_id` is in `dir`; the
+/// files of (container ID, `ifname`) are looked up first, the usual case after an ADD.
+fn container_has_files(dir: &Path, container_id: &str, ifname: &str) -> io::Result<bool> {
+    let key = format!("{container_id}{KEY_SEP}{ifname}");
+    for suffix in [JOURNAL_SUFFIX, ROLLED_BACK_SUFFIX] {
+        if fs::symlink_metadata(dir.join(format!("{key}{suffix}"))).is_ok() {
+            return Ok(true);
+        }
+    }
+    let prefix = format!("{container_id}{KEY_SEP}");
+    for entry in fs::read_dir(dir)? {
+        if entry?
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with(&prefix))
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 impl StateDir {
@@ -484,7 +517,6 @@ impl StateDir {
         }
         let state = StateDir {
             path: path.to_owned(),
-            held: Arc::default(),
         };
         state.clean_temp_files().map_err(|e| Error::io(ctx(), e))?;
         Ok(state)
@@ -708,10 +740,10 @@ impl StateDir {
         Ok(())
     }
 
-    /// Removes the journal of (container ID, ifname), and its lock file when this process
-    /// holds that lock (call it while holding [`StateDir::lock`]; without the lock the lock
-    /// file is kept, since unlinking it under another holder would let a third process lock a
-    /// fresh file). Absent files are fine; the unlink is not fsynced (see the module docs).
+    /// Removes the journal of (container ID, ifname) and its progress file (call it while
+    /// holding [`StateDir::lock`]; the lock file goes when the lock is released and nothing of
+    /// the container is left). Absent files are fine; the unlink is not fsynced (see the module
+    /// docs).
     pub fn remove(&self, container_id: &str, ifname: &str) -> Result<(), Error> {
         let key = key(container_id, ifname)?;
         let journal = self.path.join(format!("{key}{JOURNAL_SUFFIX}"));
@@ -720,18 +752,19 @@ impl StateDir {
         unlink(&progress).map_err(|e| Error::io(ctx(), format!("{}: {e}", progress.display())))?;
         crate::fault::stop_at("journal-remove:progress-gone");
         unlink(&journal).map_err(|e| Error::io(ctx(), e))?;
-        if held_set(&self.held).contains(&key) {
-            let lock = self.path.join(format!("{key}{LOCK_SUFFIX}"));
-            unlink(&lock).map_err(|e| Error::io(ctx(), format!("{}: {e}", lock.display())))?;
-        } else {
-            tracing::debug!(
-                key,
-                "journal removed without holding its lock; lock file kept"
-            );
-        }
         // Not fsynced: a journal that a power loss brings back only makes a later DEL or GC
         // tear down again what is already gone, which every delegate must accept.
         Ok(())
+    }
+
+    /// The interfaces of `container_id` other than `ifname` that have a journal, sorted.
+    pub fn other_interfaces(&self, container_id: &str, ifname: &str) -> Result<Vec<String>, Error> {
+        Ok(self
+            .list()?
+            .into_iter()
+            .filter(|(c, i)| c == container_id && i != ifname)
+            .map(|(_, i)| i)
+            .collect())
     }
 
     /// Every key (container ID, ifname) that has a journal, sorted; temp and lock files are
@@ -850,17 +883,21 @@ impl StateDir {
         Ok(keys)
     }
 
-    /// Locks the attachment (container ID, ifname) against other plexus processes: an
-    /// exclusive `flock` on `<key>.lock` (created with mode 0600), tried without blocking every
-    /// few milliseconds until `timeout`, then an I/O error. Released when the [`StateLock`] is
-    /// dropped (or the process dies).
+    /// Locks the container of the attachment (container ID, ifname) against other plexus
+    /// processes, whichever of its interfaces they work on (see "Concurrency" in the module
+    /// docs): an exclusive `flock` on `<containerID>.lock` (created with mode 0600), tried
+    /// without blocking every few milliseconds until `timeout`, then an I/O error. Released
+    /// when the [`StateLock`] is dropped (or the process dies).
     pub fn lock(
         &self,
         container_id: &str,
         ifname: &str,
         timeout: Duration,
     ) -> Result<StateLock, Error> {
-        let key = key(container_id, ifname)?;
+        // Checked as a whole key, so that the lock is only taken for an attachment that can
+        // have a journal.
+        key(container_id, ifname)?;
+        let key = container_id.to_owned();
         let path = self.path.join(format!("{key}{LOCK_SUFFIX}"));
         let ctx = || format!("locking the plexus journal {}", path.display());
         let started = Instant::now();
@@ -869,8 +906,8 @@ impl StateDir {
                 ctx(),
                 format!(
                     "another plexus process holds the lock for container {container_id} \
-                     interface {ifname} (waited {:.1}s); it is probably still running an ADD \
-                     or DEL for it, try again later",
+                     (asked for interface {ifname}; waited {:.1}s); it is probably still \
+                     running an ADD or DEL for it, try again later",
                     started.elapsed().as_secs_f64()
                 ),
             )
@@ -878,7 +915,7 @@ impl StateDir {
         let mut file = match open_lock_file(&path) {
             Ok(f) => f,
             Err(e) if e.raw_os_error() == Some(libc::EROFS) => {
-                return self.lock_read_only(key, path, timeout);
+                return self.lock_read_only(path, timeout);
             }
             Err(e) => return Err(Error::io(ctx(), e)),
         };
@@ -886,12 +923,14 @@ impl StateDir {
             match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
                 Ok(flock) => {
                     if locks_current_file(&flock, &path).map_err(|e| Error::io(ctx(), e))? {
-                        held_set(&self.held).insert(key.clone());
                         return Ok(StateLock {
                             _flock: flock,
-                            key,
                             path,
-                            held: Arc::clone(&self.held),
+                            unused_check: Some((
+                                self.path.clone(),
+                                container_id.to_owned(),
+                                ifname.to_owned(),
+                            )),
                         });
                     }
                     // The holder removed the file before releasing it: lock the current one.
@@ -919,12 +958,7 @@ impl StateDir {
     /// created: the existing lock file, or else the directory itself, is locked through a
     /// read-only descriptor (`flock(2)` needs no write access). Nothing can unlink or write
     /// there, so the only work left to serialise is DEL's reading and tearing down.
-    fn lock_read_only(
-        &self,
-        key: String,
-        path: PathBuf,
-        timeout: Duration,
-    ) -> Result<StateLock, Error> {
+    fn lock_read_only(&self, path: PathBuf, timeout: Duration) -> Result<StateLock, Error> {
         let ctx = || format!("locking the plexus journal {}", path.display());
         let open = |p: &Path| {
             OpenOptions::new()
@@ -947,12 +981,10 @@ impl StateDir {
         loop {
             match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
                 Ok(flock) => {
-                    held_set(&self.held).insert(key.clone());
                     return Ok(StateLock {
                         _flock: flock,
-                        key,
                         path,
-                        held: Arc::clone(&self.held),
+                        unused_check: None,
                     });
                 }
                 Err((f, Errno::EWOULDBLOCK)) => {
@@ -1345,7 +1377,7 @@ mod tests {
         assert_eq!(mode(&p.join("c1:eth0.json")), 0o600);
         let l = s.lock("c1", "eth0", Duration::from_millis(200)).unwrap();
         assert_eq!(mode(l.path()), 0o600);
-        assert_eq!(l.path(), p.join("c1:eth0.lock"));
+        assert_eq!(l.path(), p.join("c1.lock"));
         // Opening again is fine and changes nothing.
         StateDir::open(&p).unwrap();
         assert_eq!(mode(&p), 0o700);
@@ -1807,17 +1839,33 @@ mod tests {
         let s = StateDir::open(t.path()).unwrap();
         s.remove("c1", "eth0").unwrap();
         s.save(&journal("c1", "eth0")).unwrap();
+        s.save(&journal("c1", "net9")).unwrap();
         let l = s.lock("c1", "eth0", Duration::from_millis(200)).unwrap();
+        assert_eq!(l.path(), t.path().join("c1.lock"));
         s.remove("c1", "eth0").unwrap();
         assert!(!t.path().join("c1:eth0.json").exists());
-        assert!(!l.path().exists());
         s.remove("c1", "eth0").unwrap();
-        drop(l);
         assert_eq!(s.load("c1", "eth0").unwrap(), None);
-        // Without the lock, the lock file stays (another process might hold it).
-        drop(s.lock("c1", "eth0", Duration::from_millis(200)).unwrap());
-        s.remove("c1", "eth0").unwrap();
-        assert!(t.path().join("c1:eth0.lock").exists());
+        // Another interface of the container still has a journal: the lock file stays.
+        drop(l);
+        assert!(t.path().join("c1.lock").exists());
+        let l = s.lock("c1", "net9", Duration::from_millis(200)).unwrap();
+        s.remove("c1", "net9").unwrap();
+        // Still held: the file is there until the lock is released.
+        assert!(l.path().exists());
+        drop(l);
+        assert!(!t.path().join("c1.lock").exists());
+        // A rollback marker keeps it too; a lock taken and released with nothing recorded
+        // leaves nothing.
+        let l = s.lock("c1", "eth0", Duration::from_millis(200)).unwrap();
+        s.mark_rolled_back("c1", "eth0").unwrap();
+        drop(l);
+        assert!(t.path().join("c1.lock").exists());
+        let l = s.lock("c1", "eth0", Duration::from_millis(200)).unwrap();
+        assert!(s.take_rolled_back("c1", "eth0").unwrap());
+        drop(l);
+        drop(s.lock("c2", "eth0", Duration::from_millis(200)).unwrap());
+        assert_eq!(fs::read_dir(t.path()).unwrap().count(), 0);
     }
 
     #[test]
@@ -1825,12 +1873,13 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let s = StateDir::open(t.path()).unwrap();
         let first = s.lock("c1", "eth0", Duration::from_millis(200)).unwrap();
-        // Another key is independent.
-        drop(s.lock("c1", "net1", Duration::ZERO).unwrap());
+        // Another container is independent.
+        drop(s.lock("c2", "eth0", Duration::ZERO).unwrap());
         let s2 = StateDir::open(t.path()).unwrap();
         let (elapsed, err) = std::thread::spawn(move || {
             let start = Instant::now();
-            let r = s2.lock("c1", "eth0", Duration::from_millis(200));
+            // Another interface of the same container waits too.
+            let r = s2.lock("c1", "net1", Duration::from_millis(200));
             (start.elapsed(), r.unwrap_err())
         })
         .join()
@@ -1842,7 +1891,10 @@ mod tests {
             err.msg().contains("another plexus process holds the lock"),
             "{err}"
         );
-        assert!(err.msg().contains("container c1 interface eth0"), "{err}");
+        assert!(
+            err.msg().contains("container c1 (asked for interface net1"),
+            "{err}"
+        );
         drop(first);
         let s3 = s.clone();
         std::thread::spawn(move || s3.lock("c1", "eth0", Duration::from_millis(200)).unwrap())

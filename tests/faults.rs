@@ -179,8 +179,8 @@ fn sigkill_add_leaves_a_journal_the_del_finds() {
             assert_eq!(
                 files,
                 [
+                    format!("{}.lock", pod.container_id),
                     format!("{key}.json"),
-                    format!("{key}.lock"),
                     format!("{key}.progress")
                 ],
                 "{files:?}"

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use plexus_conformance::sandbox;
 use serde_json::{Value, json};
 
-use common::node::{Node, Pod, cluster_bridge, macvlan};
+use common::node::{Node, Pod, cluster_bridge, macvlan, run_plexus};
 
 /// A node whose `binDir` holds a copy of the plexus binary named `plexus` and another named
 /// `innocent` (as an installer could have put there), and a fake `multus` that would create
@@ -230,6 +230,95 @@ fn the_node_policy_limits_what_pod_networks_may_run() {
         node.del(&pod, None).assert_ok("DEL");
         node.assert_spotless(&pod, "after DEL");
     });
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Concurrent ADDs of one container.
+
+#[test]
+fn concurrent_adds_of_one_container_never_undo_each_other() {
+    sandbox::run(
+        "concurrent_adds_of_one_container_never_undo_each_other",
+        || {
+            let node = Node::start(cluster_bridge("cl-cc", "plxcc0", "10.153.0.0/24"));
+            node.nad(
+                "br-cc",
+                &common::node::bridge("br-cc", "plxcc1", "10.153.1.0/24"),
+            );
+            let pod = node.pod("p", "br-cc");
+            let stdin = node.config_with(&json!({})).to_string();
+            let env_of = |command: &str, ifname: &str| {
+                let mut env = node.env(command, &pod);
+                for (k, v) in &mut env {
+                    if k == "CNI_IFNAME" {
+                        *v = ifname.to_owned();
+                    }
+                }
+                env
+            };
+            let ifnames: Vec<String> = (0..6).map(|i| format!("eth{i}")).collect();
+            // Six ADDs of one container ID, each with its own CNI_IFNAME and the same networks,
+            // all started at once.
+            let runs: Vec<(String, common::Run)> = std::thread::scope(|scope| {
+                let handles: Vec<_> = ifnames
+                    .iter()
+                    .map(|ifname| {
+                        let env = env_of("ADD", ifname);
+                        let stdin = &stdin;
+                        let ifname = ifname.clone();
+                        scope.spawn(move || {
+                            (ifname, run_plexus(&env, stdin, common::node::CALL_TIMEOUT))
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("a caller thread"))
+                    .collect()
+            });
+            let winners: Vec<&String> = runs
+                .iter()
+                .filter(|(_, r)| r.code == 0)
+                .map(|(i, _)| i)
+                .collect();
+            assert_eq!(winners.len(), 1, "exactly one ADD can own net1: {runs:#?}");
+            let winner = winners[0].clone();
+            for (ifname, run) in runs.iter().filter(|(i, _)| *i != winner) {
+                let (code, msg, _) = run.error();
+                assert_eq!(code, 7, "{ifname}: {msg}");
+                assert!(
+                    msg.contains("net1"),
+                    "{ifname}: the loser names the taken interface: {msg}"
+                );
+            }
+            let mut want = vec![winner.clone(), "lo".to_owned(), "net1".to_owned()];
+            want.sort();
+            assert_eq!(
+                pod.link_names(),
+                want,
+                "the winner's interfaces, nothing else"
+            );
+            let leases_now = common::node::all_leases();
+            assert_eq!(leases_now.len(), 2, "{leases_now:?}");
+            // Every loser's DEL (the runtime sends one after each failed ADD) leaves the winner's
+            // interfaces and leases alone, though it rebuilds a plan naming net1 too.
+            for ifname in ifnames.iter().filter(|i| **i != winner) {
+                run_plexus(&env_of("DEL", ifname), &stdin, common::node::CALL_TIMEOUT)
+                    .assert_ok(&format!("DEL of the losing {ifname}"));
+            }
+            assert_eq!(pod.link_names(), want, "after the losers' DELs");
+            assert_eq!(
+                common::node::all_leases(),
+                leases_now,
+                "after the losers' DELs"
+            );
+            run_plexus(&env_of("DEL", &winner), &stdin, common::node::CALL_TIMEOUT)
+                .assert_ok("DEL of the winner");
+            pod.assert_only_lo("after every DEL");
+            common::node::assert_no_leases("after every DEL");
+            assert_eq!(node.state_files(), Vec::<String>::new());
+        },
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 //! ADD as a transaction.
 //!
-//! 1. Wait for the readiness indicator (bounded), read the pod (UID rule; or take its
+//! 1. Wait for the readiness indicator (bounded), lock the container (every later step runs
+//!    under the lock, the listing of its interfaces included; see [`crate::state`]), read
+//!    the pod (UID rule; or take its
 //!    annotations from the runtime, see [`crate::k8s::pod`]), resolve the node's
 //!    networks, the default-network annotation and the selected networks, read the interface
 //!    names already in the pod, and [plan]; when a network names a device-plugin
@@ -12,7 +14,7 @@
 //!    slowest part of this step, overlaps with plexus's own work, and so does making the
 //!    journal's file ahead ([`StateDir::reserve`]: created and flushed before its content is
 //!    known, so that the plan's own flush in step 2 commits nothing of the file system's).
-//! 2. Lock the attachment and write the journal (every attachment `Planned`, with its exact
+//! 2. Write the journal (every attachment `Planned`, with its exact
 //!    delegate config bytes). A journal left by an earlier ADD that crashed is torn down first.
 //!    The write and its disk flushes (0.1 to 2 ms on the benchmark VMs) run on a thread of their
 //!    own while the ADD thread starts the first delegates' processes ([`Ctx::expect_runs`],
@@ -95,6 +97,12 @@ pub fn add(ctx: &Ctx<'_>) -> Result<Value, Error> {
         .netns
         .clone()
         .ok_or_else(|| Error::MissingEnv(vec!["CNI_NETNS"]))?;
+    // Every call for this container waits here, so the interfaces listed below include those
+    // of an ADD for another CNI_IFNAME of the same container that finished just before (see
+    // "Concurrency" in `crate::state`).
+    let _lock = ctx
+        .state
+        .lock(&env.container_id, &env.ifname, LOCK_TIMEOUT)?;
     // The journal's file is made, and the pod's current interfaces are listed, while the API
     // is read.
     let reservation = ctx.state.reserve(&env.container_id, &env.ifname);
@@ -133,9 +141,6 @@ pub fn add(ctx: &Ctx<'_>) -> Result<Value, Error> {
         })
         .collect();
 
-    let _lock = ctx
-        .state
-        .lock(&env.container_id, &env.ifname, LOCK_TIMEOUT)?;
     let had_journal = clear_leftovers(ctx, &netns)?;
     let mut j = journal(ctx, &netns, &atts)?;
     let outcome = std::thread::scope(|scope| {

@@ -9,7 +9,9 @@
 //!   still runs the delegates it can find, best-effort: the node's networks (cluster network with the
 //!   runtime's `prevResult`) and, when the API answers within its bound, the pod's selected
 //!   networks; their failures are logged, not returned, so a pod whose ADD failed before
-//!   anything ran is always deletable.
+//!   anything ran is always deletable. An interface that a journal of another attachment of
+//!   the same container records (an ADD for another `CNI_IFNAME` that succeeded) is skipped:
+//!   it is that attachment's.
 //! - **Corrupt journal** (truncated, not JSON): reported, then the same rebuild, but strict
 //!   (failures returned): something did run. The corrupt file is removed once that succeeded.
 //! - A missing network namespace changes nothing: every delegate still gets DEL (without
@@ -90,6 +92,21 @@ pub fn del(ctx: &Ctx<'_>) -> Result<(), Error> {
     }
 }
 
+/// The interface names that the journals of this container's other attachments (other
+/// `CNI_IFNAME`s) record: a DEL without a journal rebuilds its plan with the same secondary
+/// names (`net1`...), and the delegates key interfaces and leases by container ID and
+/// interface name, so tearing one of those down would undo another ADD's work. Read under
+/// the container's lock; a journal that cannot be read is skipped.
+fn recorded_elsewhere(ctx: &Ctx<'_>) -> Vec<String> {
+    let (cid, ifname) = (&ctx.env.container_id, &ctx.env.ifname);
+    let others = ctx.state.other_interfaces(cid, ifname).unwrap_or_default();
+    others
+        .iter()
+        .filter_map(|other| ctx.state.load(cid, other).ok().flatten())
+        .flat_map(|j| j.attachments.into_iter().map(|a| a.ifname))
+        .collect()
+}
+
 /// DEL of every network this attachment would have, from the node config and the API.
 fn rebuild(ctx: &Ctx<'_>, strict: bool) -> Result<(), Error> {
     let api = match ctx.api() {
@@ -118,8 +135,17 @@ fn rebuild(ctx: &Ctx<'_>, strict: bool) -> Result<(), Error> {
         Err(e) => return Err(e),
     };
     let prev: Option<Value> = ctx.node.prev_result.clone();
+    let taken = recorded_elsewhere(ctx);
     let mut errors = Vec::new();
     for (i, att) in atts.iter().enumerate().rev() {
+        if taken.contains(&att.ifname) {
+            tracing::info!(
+                network = %att.network,
+                ifname = %att.ifname,
+                "not torn down: another attachment of this container records that interface"
+            );
+            continue;
+        }
         let inv = ctx.invocation(
             &att.network,
             &att.ifname,
