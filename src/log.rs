@@ -94,7 +94,9 @@ pub fn init(level: Option<&str>, file: Option<&Path>, to_stderr: bool) {
     let mut warn_open = None;
     let file = file.and_then(|p| {
         open_log_file(p)
-            .map_err(|e| warn_open = Some(format!("logFile {}: {e}; logging to stderr", p.display())))
+            .map_err(|e| {
+                warn_open = Some(format!("logFile {}: {e}; logging to stderr", p.display()))
+            })
             .ok()
             .map(Arc::new)
     });
@@ -131,7 +133,9 @@ mod tests {
         let wide = d.path().join("wide.log");
         std::fs::write(&wide, "before\n").unwrap();
         std::fs::set_permissions(&wide, std::fs::Permissions::from_mode(0o666)).unwrap();
-        (&open_log_file(&wide).unwrap()).write_all(b"line\n").unwrap();
+        (&open_log_file(&wide).unwrap())
+            .write_all(b"line\n")
+            .unwrap();
         assert_eq!(std::fs::read_to_string(&wide).unwrap(), "before\nline\n");
         assert_eq!(std::fs::metadata(&wide).unwrap().mode() & 0o777, 0o600);
         // A symlink, even to our own file: refused.
