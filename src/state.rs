@@ -143,6 +143,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::cni::Error;
+use crate::delegate::orphans::DelegateProc;
 
 /// The journal format version this plexus writes and reads.
 pub const VERSION: u32 = 1;
@@ -277,6 +278,10 @@ pub struct Journal {
     pub phase: Phase,
     /// In the order ADD runs them; teardown runs backwards.
     pub attachments: Vec<Attachment>,
+    /// The delegate processes ADD started, as recorded in the progress file before each got
+    /// its config ([`StateDir::record_delegate`]); not part of the plan.
+    #[serde(skip)]
+    pub delegates: Vec<DelegateProc>,
 }
 
 impl Journal {
@@ -298,6 +303,7 @@ impl Journal {
             pod,
             phase: Phase::Adding,
             attachments,
+            delegates: Vec::new(),
         }
     }
 
@@ -349,6 +355,22 @@ impl Journal {
                     || (crashed_add && a.state == AttachmentState::Planned)
             })
     }
+}
+
+/// One line of a progress file.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Line {
+    /// Where the ADD got to.
+    Step(Progress),
+    /// A delegate process about to be given its config.
+    Delegate { delegate: DelegateProc },
+}
+
+/// A progress line that records a delegate process.
+#[derive(Serialize)]
+struct DelegateLine {
+    delegate: DelegateProc,
 }
 
 /// One line of a progress file: where the ADD got to.
@@ -604,9 +626,6 @@ impl StateDir {
     /// phase `Adding` therefore treat attachments still `Planned` as possibly started (see
     /// [`Journal::pending_teardown_after_crash`]).
     pub fn save_progress(&self, j: &Journal) -> Result<(), Error> {
-        let key = key(&j.container_id, &j.ifname)?;
-        let path = self.path.join(format!("{key}{PROGRESS_SUFFIX}"));
-        let ctx = || format!("writing the plexus journal progress {}", path.display());
         let step = Progress {
             phase: j.phase,
             attachments: j
@@ -618,7 +637,33 @@ impl StateDir {
                 })
                 .collect(),
         };
-        let mut line = serde_json::to_vec(&step)
+        self.append_progress(&j.container_id, &j.ifname, &step)
+    }
+
+    /// Records, in the progress file of (container ID, ifname), a delegate process that is
+    /// about to be given its config, the same way as [`save_progress`](StateDir::save_progress)
+    /// (one appended line, no flush: only a crash of plexus, not a power loss, can leave the
+    /// process running). [`StateDir::load`] gives them back in [`Journal::delegates`].
+    pub fn record_delegate(
+        &self,
+        container_id: &str,
+        ifname: &str,
+        delegate: DelegateProc,
+    ) -> Result<(), Error> {
+        self.append_progress(container_id, ifname, &DelegateLine { delegate })
+    }
+
+    /// Appends `line` as one JSON line to the key's progress file with a single `write(2)`.
+    fn append_progress(
+        &self,
+        container_id: &str,
+        ifname: &str,
+        line: &impl Serialize,
+    ) -> Result<(), Error> {
+        let key = key(container_id, ifname)?;
+        let path = self.path.join(format!("{key}{PROGRESS_SUFFIX}"));
+        let ctx = || format!("writing the plexus journal progress {}", path.display());
+        let mut line = serde_json::to_vec(line)
             .map_err(|e| Error::Internal(format!("{}: serialising: {e}", ctx())))?;
         line.push(b'\n');
         let mut f = OpenOptions::new()
@@ -1149,25 +1194,37 @@ pub fn parse_journal(
     Ok(j)
 }
 
-/// Applies the last complete line of a progress file to `j` (torn or foreign lines skipped).
+/// Applies the last complete step line of a progress file to `j`, and collects every
+/// delegate line into [`Journal::delegates`] (torn or foreign lines skipped).
 fn apply_progress(path: &Path, j: &mut Journal, bytes: &[u8]) {
     let mut skipped = 0;
+    let mut step: Option<Progress> = None;
+    let mut delegates = Vec::new();
     for line in bytes.split(|&b| b == b'\n').rev() {
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        match serde_json::from_slice::<Progress>(line) {
-            Ok(p) if p.attachments.len() == j.attachments.len() => {
-                j.phase = p.phase;
-                for (a, m) in j.attachments.iter_mut().zip(p.attachments) {
-                    a.state = m.state;
-                    a.result = m.result;
-                }
-                break;
+        // Once the last step is known, earlier lines matter only if they record a delegate.
+        if step.is_some() && !line.starts_with(b"{\"delegate\"") {
+            continue;
+        }
+        match serde_json::from_slice::<Line>(line) {
+            Ok(Line::Step(p)) if p.attachments.len() == j.attachments.len() => {
+                step.get_or_insert(p);
             }
+            Ok(Line::Delegate { delegate }) => delegates.push(delegate),
             _ => skipped += 1,
         }
     }
+    if let Some(p) = step {
+        j.phase = p.phase;
+        for (a, m) in j.attachments.iter_mut().zip(p.attachments) {
+            a.state = m.state;
+            a.result = m.result;
+        }
+    }
+    delegates.reverse();
+    j.delegates = delegates;
     if skipped > 0 {
         tracing::warn!(
             path = %path.display(),
@@ -1465,6 +1522,39 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec!["c1:eth0.json"]);
+    }
+
+    #[test]
+    fn delegate_lines_come_back_in_order_beside_the_last_step() {
+        let t = tempfile::tempdir().unwrap();
+        let s = StateDir::open(t.path()).unwrap();
+        let mut j = journal("c1", "eth0");
+        s.save(&j).unwrap();
+        let d = |pgid, start| DelegateProc { pgid, start };
+        s.record_delegate("c1", "eth0", d(100, 7)).unwrap();
+        j.mark(
+            0,
+            AttachmentState::Added,
+            Some(json!({"cniVersion": "1.0.0"})),
+        )
+        .unwrap();
+        s.save_progress(&j).unwrap();
+        s.record_delegate("c1", "eth0", d(200, 9)).unwrap();
+        let back = s.load("c1", "eth0").unwrap().unwrap();
+        assert_eq!(back.delegates, [d(100, 7), d(200, 9)]);
+        assert_eq!(back.attachments[0].state, AttachmentState::Added);
+        assert_eq!(back.attachments[1].state, AttachmentState::Planned);
+        // Not part of the plan: the journal file never holds them.
+        let plan = fs::read_to_string(t.path().join("c1:eth0.json")).unwrap();
+        assert!(!plan.contains("delegate"), "{plan}");
+        // A torn delegate line (power loss) is skipped like a torn step.
+        let mut progress = fs::read_to_string(t.path().join("c1:eth0.progress")).unwrap();
+        progress.push_str("{\"delegate\":{\"pgid\":3");
+        fs::write(t.path().join("c1:eth0.progress"), progress).unwrap();
+        assert_eq!(
+            s.load("c1", "eth0").unwrap().unwrap().delegates,
+            [d(100, 7), d(200, 9)]
+        );
     }
 
     #[test]

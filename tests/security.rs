@@ -18,6 +18,7 @@ use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use plexus_conformance::plugins::process_alive;
 use plexus_conformance::sandbox;
 use serde_json::{Value, json};
 
@@ -230,6 +231,71 @@ fn the_node_policy_limits_what_pod_networks_may_run() {
         node.del(&pod, None).assert_ok("DEL");
         node.assert_spotless(&pod, "after DEL");
     });
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. A delegate that outlives plexus.
+
+/// The pid a fake wrote to `file` in `dir`, once it is there (bounded).
+fn pid_file(dir: &Path, file: &str) -> i32 {
+    let path = dir.join(file);
+    let mut pid = 0;
+    plexus_conformance::wait_until(
+        &format!("{} to be written", path.display()),
+        std::time::Duration::from_secs(20),
+        || {
+            pid = fs::read_to_string(&path)
+                .ok()
+                .and_then(|t| t.trim().parse().ok())
+                .unwrap_or(0);
+            pid > 0
+        },
+    );
+    pid
+}
+
+#[test]
+fn a_delegate_left_running_by_a_killed_plexus_is_stopped_before_del_tears_down() {
+    sandbox::run(
+        "a_delegate_left_running_by_a_killed_plexus_is_stopped_before_del_tears_down",
+        || {
+            // The review's case: a cluster plugin whose ADD takes 1.5 s (a wait, then the real
+            // bridge with host-local), plexus SIGKILLed while it waits, DEL at once.
+            let node = Node::start(json!({
+                "cniVersion": "1.0.0", "name": "cl-slow",
+                "plugins": [{
+                    "type": "fake-slow", "bridge": "plxsl0", "isGateway": true, "ipMasq": false,
+                    "ipam": {"type": "host-local", "subnet": "10.154.0.0/24",
+                             "routes": [{"dst": "0.0.0.0/0"}]}
+                }]
+            }));
+            let pod = node.pod("p", "");
+            let stderr = node.dir.path().join("add.stderr");
+            let mut add = node.spawn_add(&pod, &stderr);
+            // The delegate has its config and is in the middle of its ADD.
+            let sleeper = pid_file(&pod.record_dir, "slow-child.pid");
+            let delegate = pid_file(&pod.record_dir, "slow.pid");
+            add.kill().expect("SIGKILL plexus");
+            add.wait().expect("reap plexus");
+            assert!(process_alive(delegate), "the delegate outlived plexus");
+            node.del(&pod, None)
+                .assert_ok("the runtime's DEL right after the kill");
+            // Both processes of the delegate's group are gone when DEL returns: the bridge
+            // ADD it would have run once its sleep ended can never happen.
+            assert!(
+                !process_alive(delegate),
+                "the orphaned delegate was stopped"
+            );
+            assert!(!process_alive(sleeper), "what it started was stopped too");
+            node.assert_spotless(&pod, "after the DEL");
+            let calls: Vec<String> = pod.fake_calls().into_iter().map(|(c, _)| c).collect();
+            assert_eq!(
+                calls,
+                ["ADD", "DEL"],
+                "the orphan's ADD and the DEL's teardown"
+            );
+        },
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -48,8 +48,15 @@ pub const FAKE_OLD_RESULT: &str = "fake-old-result";
 /// Records; ADD prints a result with an address and no `interfaces`.
 pub const FAKE_NO_INTERFACES: &str = "fake-no-interfaces";
 
+/// Records; ADD waits `$FAKE_SLOW_SECONDS` (default 1.5) for a `sleep` child, writing
+/// `slow.pid` and `slow-child.pid`; then every command goes to a real plugin (`bridge`).
+pub const FAKE_SLOW: &str = "fake-slow";
+/// Records; ADD succeeds with a result breaking the rule `$FAKE_BAD` names (`name`, `mac`,
+/// `ips`, `ifname`).
+pub const FAKE_BAD_RESULT: &str = "fake-bad-result";
+
 /// Every fake plugin's file name.
-pub const ALL_FAKES: [&str; 11] = [
+pub const ALL_FAKES: [&str; 13] = [
     FAKE_RECORD,
     FAKE_FAIL_ADD,
     FAKE_FAIL_DEL,
@@ -61,6 +68,8 @@ pub const ALL_FAKES: [&str; 11] = [
     FAKE_SRIOV,
     FAKE_OLD_RESULT,
     FAKE_NO_INTERFACES,
+    FAKE_SLOW,
+    FAKE_BAD_RESULT,
 ];
 
 /// Absolute path of `conformance/fixtures/plugins`, the fakes' directory.

@@ -30,7 +30,7 @@ use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::VecDeque;
 use std::process::Child;
 
-use super::exec::{Exec, ExecRequest, Launch, Output, ProcessExec, StartAhead, discard};
+use super::exec::{Exec, ExecRequest, Gate, Launch, Output, ProcessExec, StartAhead, discard};
 use crate::cni::DelegateFailure;
 
 /// How many plugins are started ahead at most. Two: on ADD the first two plugins start up while
@@ -122,13 +122,13 @@ impl Ahead {
 
 impl Exec for Ahead {
     fn run(&self, req: &ExecRequest<'_>) -> Result<Output, DelegateFailure> {
-        self.run_gated(req, &mut || Ok(()))
+        self.run_gated(req, &mut |_| Ok(()))
     }
 
     fn run_gated(
         &self,
         req: &ExecRequest<'_>,
-        gate: &mut dyn FnMut() -> Result<(), DelegateFailure>,
+        gate: &mut Gate<'_>,
     ) -> Result<Output, DelegateFailure> {
         let child = match self.take_for(req) {
             Some(child) => child,

@@ -109,15 +109,16 @@ pub trait Exec {
     fn run(&self, req: &ExecRequest<'_>) -> Result<Output, DelegateFailure>;
 
     /// [`run`](Exec::run) with `gate` called after the plugin is started and before it is
-    /// given its config (see the module docs). When the gate fails, the plugin has been given
-    /// nothing and is gone when this returns the gate's failure. The default, for seams that
-    /// do not start processes, runs the gate first.
+    /// given its config (see the module docs), with the plugin's process group (its pid).
+    /// When the gate fails, the plugin has been given nothing and is gone when this returns
+    /// the gate's failure. The default, for seams that do not start processes, runs the gate
+    /// first, with 0 for "no process".
     fn run_gated(
         &self,
         req: &ExecRequest<'_>,
-        gate: &mut dyn FnMut() -> Result<(), DelegateFailure>,
+        gate: &mut Gate<'_>,
     ) -> Result<Output, DelegateFailure> {
-        gate()?;
+        gate(0)?;
         self.run(req)
     }
 
@@ -130,6 +131,10 @@ pub trait Exec {
     }
 }
 
+/// A step run between a plugin's start and its config ([`Exec::run_gated`]), given the
+/// plugin's process group.
+pub type Gate<'a> = dyn FnMut(u32) -> Result<(), DelegateFailure> + 'a;
+
 /// An [`Exec`] whose first run goes through [`Exec::run_gated`] with a gate, and every later
 /// run through `inner` as is.
 pub struct FirstGated<'a, G> {
@@ -137,7 +142,7 @@ pub struct FirstGated<'a, G> {
     gate: RefCell<Option<G>>,
 }
 
-impl<'a, G: FnMut() -> Result<(), DelegateFailure>> FirstGated<'a, G> {
+impl<'a, G: FnMut(u32) -> Result<(), DelegateFailure>> FirstGated<'a, G> {
     pub fn new(inner: &'a dyn Exec, gate: G) -> Self {
         FirstGated {
             inner,
@@ -146,13 +151,60 @@ impl<'a, G: FnMut() -> Result<(), DelegateFailure>> FirstGated<'a, G> {
     }
 }
 
-impl<G: FnMut() -> Result<(), DelegateFailure>> Exec for FirstGated<'_, G> {
+impl<G: FnMut(u32) -> Result<(), DelegateFailure>> Exec for FirstGated<'_, G> {
     fn run(&self, req: &ExecRequest<'_>) -> Result<Output, DelegateFailure> {
+        self.run_gated(req, &mut |_| Ok(()))
+    }
+
+    fn run_gated(
+        &self,
+        req: &ExecRequest<'_>,
+        gate: &mut Gate<'_>,
+    ) -> Result<Output, DelegateFailure> {
         let first = self.gate.borrow_mut().take();
         match first {
-            Some(mut gate) => self.inner.run_gated(req, &mut gate),
-            None => self.inner.run(req),
+            Some(mut first) => self.inner.run_gated(req, &mut |pid| {
+                first(pid)?;
+                gate(pid)
+            }),
+            None => self.inner.run_gated(req, gate),
         }
+    }
+
+    fn expect(&self, upcoming: Vec<Launch>, when: StartAhead) {
+        self.inner.expect(upcoming, when);
+    }
+}
+
+/// An [`Exec`] that calls `on_start` with every plugin's process group after the plugin is
+/// started (and after any gate) and before it is given its config; a failure there ends the
+/// plugin before it read anything, like a failed gate. ADD records its delegates this way, so
+/// that the DEL after a crash can stop the ones still running ([`super::orphans`]).
+pub struct OnStart<'a, F> {
+    inner: &'a dyn Exec,
+    on_start: F,
+}
+
+impl<'a, F: Fn(u32) -> Result<(), DelegateFailure>> OnStart<'a, F> {
+    pub fn new(inner: &'a dyn Exec, on_start: F) -> Self {
+        OnStart { inner, on_start }
+    }
+}
+
+impl<F: Fn(u32) -> Result<(), DelegateFailure>> Exec for OnStart<'_, F> {
+    fn run(&self, req: &ExecRequest<'_>) -> Result<Output, DelegateFailure> {
+        self.inner.run_gated(req, &mut |pid| (self.on_start)(pid))
+    }
+
+    fn run_gated(
+        &self,
+        req: &ExecRequest<'_>,
+        gate: &mut Gate<'_>,
+    ) -> Result<Output, DelegateFailure> {
+        self.inner.run_gated(req, &mut |pid| {
+            gate(pid)?;
+            (self.on_start)(pid)
+        })
     }
 
     fn expect(&self, upcoming: Vec<Launch>, when: StartAhead) {
@@ -297,11 +349,11 @@ impl ProcessExec {
         &self,
         mut child: Child,
         req: &ExecRequest<'_>,
-        gate: &mut dyn FnMut() -> Result<(), DelegateFailure>,
+        gate: &mut Gate<'_>,
         on_config: &mut dyn FnMut(),
     ) -> Result<Output, DelegateFailure> {
         let pgid = child.id();
-        if let Err(f) = gate() {
+        if let Err(f) = gate(pgid) {
             // It is blocked reading its config, or still starting: it has done nothing.
             discard(child);
             return Err(f);
@@ -768,9 +820,11 @@ mod tests {
         let (_s, p) = script(&format!("echo $$ > {}; cat", started.display()));
         let mut pid = 0;
         let o = process_exec()
-            .run_gated(&request(&p, b"{\"cfg\":1}"), &mut || {
+            .run_gated(&request(&p, b"{\"cfg\":1}"), &mut |gated| {
                 // Only returns once the plugin is running: the gate overlaps its start-up.
                 pid = started_pid(&started);
+                // It is given the plugin's process group: the plugin's own pid.
+                assert_eq!(gated, pid as u32);
                 Ok(())
             })
             .unwrap();
@@ -793,7 +847,7 @@ mod tests {
         let failure = DelegateFailure::Spawn {
             cause: "the plan could not be saved".into(),
         };
-        let r = process_exec().run_gated(&request(&p, b"{\"cfg\":1}"), &mut || {
+        let r = process_exec().run_gated(&request(&p, b"{\"cfg\":1}"), &mut |_| {
             pid = started_pid(&started);
             Err(failure.clone())
         });
@@ -814,7 +868,7 @@ mod tests {
         let (_s, p) = script("cat");
         let gates = std::cell::Cell::new(0);
         let exec = process_exec();
-        let gated = FirstGated::new(&exec, || {
+        let gated = FirstGated::new(&exec, |_| {
             gates.set(gates.get() + 1);
             Ok(())
         });

@@ -4,6 +4,7 @@
 //! - [`exec`]: one process with env, stdin, timeout and process-group kill (the seam).
 //! - [`ahead`]: the real seam as plexus runs it: the next plugin started while one runs.
 //! - [`chain`]: conflist semantics on top: injections, prevResult, capabilities, order.
+//! - [`orphans`]: the delegates a killed plexus left running, recorded and stopped.
 //! - [`policy`]: which plugins a network may make plexus run (no meta-plugin, the node's
 //!   policy for the networks pods select).
 
@@ -11,8 +12,11 @@ pub mod ahead;
 pub mod chain;
 pub mod exec;
 pub mod find;
+pub mod orphans;
 pub mod policy;
 
 pub use ahead::Ahead;
 pub use chain::{Chain, Invocation};
-pub use exec::{Exec, ExecRequest, Launch, Output, ProcessExec, StartAhead, Termination};
+pub use exec::{
+    Exec, ExecRequest, Gate, Launch, OnStart, Output, ProcessExec, StartAhead, Termination,
+};

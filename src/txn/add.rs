@@ -67,7 +67,8 @@ use super::teardown::teardown;
 use super::{Ctx, LOCK_TIMEOUT};
 use crate::cni::{Command, DelegateFailure, Error, result};
 use crate::delegate::Invocation;
-use crate::delegate::exec::FirstGated;
+use crate::delegate::exec::{FirstGated, OnStart};
+use crate::delegate::orphans::{self, DelegateProc};
 use crate::delegate::policy::{self, Source};
 use crate::devices::{self, devinfo};
 use crate::k8s::api::{KubeApi, PodMeta};
@@ -143,6 +144,7 @@ pub fn add(ctx: &Ctx<'_>) -> Result<Value, Error> {
 
     let had_journal = clear_leftovers(ctx, &netns)?;
     let mut j = journal(ctx, &netns, &atts)?;
+    let started = RefCell::new(Vec::new());
     let outcome = std::thread::scope(|scope| {
         let plan = Plan::start(scope, ctx.state, j.clone(), reservation, !had_journal);
         // The delegates' processes start while the plan is flushed; they get their configs,
@@ -152,7 +154,10 @@ pub fn add(ctx: &Ctx<'_>) -> Result<Value, Error> {
             // Its device-information copy is written before its delegate starts: plan first.
             plan.settle()?;
         }
-        let gated = FirstGated::new(ctx.exec, || {
+        // Each delegate's process is recorded before it gets its config (the first's once the
+        // plan is safe), so that a DEL after a crash can stop it (`delegate::orphans`).
+        let recording = OnStart::new(ctx.exec, |pid| record_delegate(ctx, &started, pid));
+        let gated = FirstGated::new(&recording, |_| {
             plan.safe().map_err(|()| DelegateFailure::Spawn {
                 cause: "it was not given its config: the plan could not be saved".into(),
             })
@@ -180,10 +185,32 @@ pub fn add(ctx: &Ctx<'_>) -> Result<Value, Error> {
         Ok(doc) => Ok(doc),
         Err(e) => {
             tracing::warn!(error = %e, "ADD failed; rolling back every started attachment");
+            j.delegates = started.into_inner();
             rollback(ctx, &mut j, &netns);
             Err(e)
         }
     }
+}
+
+/// Records the delegate process `pid` in the journal's progress file (and in `started`)
+/// before it is given its config; a failure keeps the config from it.
+fn record_delegate(
+    ctx: &Ctx<'_>,
+    started: &RefCell<Vec<DelegateProc>>,
+    pid: u32,
+) -> Result<(), DelegateFailure> {
+    if pid == 0 {
+        return Ok(()); // a seam that runs no process
+    }
+    let not_given = |cause: String| DelegateFailure::Spawn {
+        cause: format!("it was not given its config: recording its process failed: {cause}"),
+    };
+    let rec = orphans::identify(pid).map_err(not_given)?;
+    ctx.state
+        .record_delegate(&ctx.env.container_id, &ctx.env.ifname, rec)
+        .map_err(|e| not_given(e.msg()))?;
+    started.borrow_mut().push(rec);
+    Ok(())
 }
 
 /// The plan (step 2), saved once, on a thread of its own started as soon as the journal is

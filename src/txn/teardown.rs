@@ -10,6 +10,11 @@
 //! middle leaves the journal as it was, and the retry runs every DEL again, which the CNI spec
 //! requires delegates to accept.
 //!
+//! Before any DEL of a journal whose ADD did not finish (a crash, or ADD's own rollback), the
+//! delegate processes that ADD recorded are stopped if any is still running
+//! ([`crate::delegate::orphans`]): a delegate ADD that outlived a killed plexus would
+//! otherwise finish after the teardown and leave an interface or a lease no journal records.
+//!
 //! The rule for failures (continue past each, report all):
 //! - an attachment whose ADD succeeded (`Added`) is strict: if its DEL fails it stays in the
 //!   journal and the error is returned, so the runtime retries and nothing leaks;
@@ -20,9 +25,10 @@
 
 use crate::cni::{Command, Error, NetworkConfig};
 use crate::delegate::Invocation;
+use crate::delegate::orphans;
 use crate::devices::devinfo;
 use crate::fault;
-use crate::state::{AttachmentState, Journal};
+use crate::state::{AttachmentState, Journal, Phase};
 
 use super::{Ctx, combine, journal_config};
 
@@ -38,6 +44,19 @@ pub fn teardown(
     netns: Option<String>,
     after_crash: bool,
 ) -> Result<(), Error> {
+    if j.phase == Phase::Adding && !j.delegates.is_empty() {
+        // An ADD that did not finish may have left delegates running: they must not finish
+        // their work after this teardown (see `delegate::orphans`).
+        orphans::stop(&j.delegates, orphans::STOP_BOUND).map_err(|cause| {
+            Error::io(
+                format!(
+                    "stopping the delegates of the unfinished ADD of container {} interface {}",
+                    j.container_id, j.ifname
+                ),
+                cause,
+            )
+        })?;
+    }
     let pending: Vec<usize> = if after_crash {
         j.pending_teardown_after_crash().map(|(i, _)| i).collect()
     } else {
