@@ -8,15 +8,18 @@ use serde_json::Value;
 
 /// Kinds that `load_yaml_*` skips: the stand-in serves the NAD CRD and every namespace by
 /// construction, so manifests that install them load as no-ops; and the objects that install
-/// plexus itself (`examples/deploy/`: its service account, RBAC and DaemonSet) concern a real
-/// cluster only (the stand-in does no authorization and runs no pods).
-const SKIPPED_KINDS: [&str; 6] = [
+/// plexus itself (`examples/deploy/`: its service account, RBAC, DaemonSet and the admission
+/// policy for NADs) concern a real cluster only (the stand-in does no authorization and no
+/// admission, and runs no pods).
+const SKIPPED_KINDS: [&str; 8] = [
     "CustomResourceDefinition",
     "Namespace",
     "ServiceAccount",
     "ClusterRole",
     "ClusterRoleBinding",
     "DaemonSet",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
 ];
 
 /// Parses every document of `text` into JSON objects: empty documents are dropped, `kind: List`

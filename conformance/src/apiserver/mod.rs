@@ -368,7 +368,8 @@ impl ApiServer {
     /// [`ApiServer::put`]s every object of a multi-document YAML text (`kind: List` is
     /// flattened; CustomResourceDefinition and Namespace documents are skipped, since the
     /// stand-in serves both by construction, and so are the ServiceAccount, ClusterRole,
-    /// ClusterRoleBinding and DaemonSet that install plexus in a real cluster). Returns how
+    /// ClusterRoleBinding, DaemonSet and admission policy that install plexus in a real
+    /// cluster). Returns how
     /// many objects were stored; on an error
     /// (bad YAML, an unsupported kind) the objects before it stay stored.
     pub fn load_yaml_str(&self, text: &str) -> Result<usize, String> {
