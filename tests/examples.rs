@@ -111,6 +111,8 @@ fn every_document_is_a_named_kubernetes_object() {
         "ClusterRole",
         "ClusterRoleBinding",
         "DaemonSet",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
     ] {
         assert!(kinds.contains(k), "no {k} among the examples: {kinds:?}");
     }
