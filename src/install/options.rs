@@ -66,6 +66,9 @@ Node config keys (written only when given):
   --global-namespaces A,B       globalNamespaces: NADs usable from every namespace
   --system-namespaces A,B       systemNamespaces: namespaces without defaultNetworks
   --multus-namespace NS         multusNamespace: namespace of clusterNetwork/defaultNetworks NADs
+  --allowed-plugin-types A,B    allowedPluginTypes: the only plugin types networks pods
+                                select may use (see docs/security.md)
+  --denied-plugin-types A,B     deniedPluginTypes: plugin types they may not use
 
 Behaviour:
   --once                        one pass, then exit (non-zero if the default config is
@@ -146,6 +149,8 @@ const FLAGS: &[(&str, Kind)] = &[
     ("global-namespaces", Kind::ListKey("globalNamespaces")),
     ("system-namespaces", Kind::ListKey("systemNamespaces")),
     ("multus-namespace", Kind::Key("multusNamespace", false)),
+    ("allowed-plugin-types", Kind::ListKey("allowedPluginTypes")),
+    ("denied-plugin-types", Kind::ListKey("deniedPluginTypes")),
 ];
 
 fn takes_value(kind: Kind) -> bool {
@@ -358,6 +363,9 @@ mod tests {
             "--global-namespaces=default,shared",
             "--system-namespaces=kube-system",
             "--multus-namespace=plexus",
+            "--allowed-plugin-types=bridge, macvlan,host-local",
+            "--denied-plugin-types",
+            "host-device",
         ]);
         assert_eq!(o.cni_bin_dir, PathBuf::from("/b"));
         assert_eq!(o.cni_conf_dir, PathBuf::from("/c"));
@@ -380,7 +388,9 @@ mod tests {
                 "namespaceIsolation": true,
                 "globalNamespaces": ["default", "shared"],
                 "systemNamespaces": ["kube-system"],
-                "multusNamespace": "plexus"
+                "multusNamespace": "plexus",
+                "allowedPluginTypes": ["bridge", "macvlan", "host-local"],
+                "deniedPluginTypes": ["host-device"]
             })
         );
     }
