@@ -13,7 +13,9 @@ mod checks;
 
 use std::path::Path;
 
+use plexus::cni::env::validate_ifname;
 use plexus::cni::result::CniResult;
+use plexus::cni::result::validate::{self, MAX_IPS, parse_mac};
 use plexus::cni::{CniArgs, Version};
 use plexus::k8s::selection::{self, NetworkSelection};
 use plexus::state::{self, AttachmentState, Journal, Phase, PodKey};
@@ -205,6 +207,147 @@ fn valid_result() -> impl Strategy<Value = Value> {
         })
 }
 
+/// A name the kernel refuses for certain: with `/`, `:` or whitespace somewhere, or longer
+/// than 15 bytes.
+fn bad_ifname() -> impl Strategy<Value = String> {
+    let forbidden = proptest::sample::select(
+        &[
+            '/', ':', ' ', '\t', '\n', '\r', '\u{b}', '\u{c}', '\u{85}', '\u{a0}', '\u{2028}',
+            '\u{3000}',
+        ][..],
+    );
+    prop_oneof![
+        ("[a-z0-9.]{0,7}", forbidden, "[a-z0-9.]{0,7}").prop_map(|(a, c, b)| format!("{a}{c}{b}")),
+        (
+            ".{0,8}",
+            proptest::sample::select(&["/", ":", "\n", " "][..]),
+            ".{0,8}"
+        )
+            .prop_map(|(a, c, b)| format!("{a}{c}{b}")),
+        "[a-zA-Z0-9_.\\-]{16,40}",
+        ".{16,40}".prop_filter("longer than 15 bytes", |s| s.len() > 15),
+        Just("../../x\n\"evil".to_owned()),
+    ]
+}
+
+/// An interface name: valid, sure to be refused, or anything.
+fn any_ifname() -> impl Strategy<Value = String> {
+    prop_oneof![3 => ifname(), 2 => bad_ifname(), 1 => any::<String>()]
+}
+
+/// `bytes` as a MAC address: hex pairs joined by `sep` (`:` or `-`), or groups of four hex
+/// digits joined by `.` when `sep` is `.`; upper-case digits when `upper`.
+fn format_mac(bytes: &[u8], sep: char, upper: bool) -> String {
+    let pairs: Vec<String> = bytes
+        .iter()
+        .map(|b| {
+            if upper {
+                format!("{b:02X}")
+            } else {
+                format!("{b:02x}")
+            }
+        })
+        .collect();
+    if sep == '.' {
+        let groups: Vec<String> = pairs.chunks(2).map(|p| p.concat()).collect();
+        groups.join(".")
+    } else {
+        pairs.join(&sep.to_string())
+    }
+}
+
+/// A MAC address Go's `net.ParseMAC` accepts, in any of its forms.
+fn valid_mac() -> impl Strategy<Value = String> {
+    (
+        proptest::sample::select(&[6usize, 8, 20][..])
+            .prop_flat_map(|n| prop::collection::vec(any::<u8>(), n)),
+        proptest::sample::select(&[':', '-', '.'][..]),
+        any::<bool>(),
+    )
+        .prop_map(|(bytes, sep, upper)| format_mac(&bytes, sep, upper))
+}
+
+/// A `mac` value: valid, empty (absent), MAC-like or anything.
+fn any_mac() -> impl Strategy<Value = String> {
+    prop_oneof![
+        3 => valid_mac(),
+        1 => Just(String::new()),
+        1 => "[0-9a-fA-F:.\\-]{10,24}",
+        1 => any::<String>(),
+    ]
+}
+
+/// A 1.x or 0.3.x/0.4.0 result whose interfaces have random, often hostile, names and MACs,
+/// some in the sandbox and some not, with a number of addresses around [`MAX_IPS`] at times;
+/// with the interface name plexus asked for (often one of the sandbox ones).
+fn hostile_result() -> impl Strategy<Value = (Value, String)> {
+    let iface = (any_ifname(), prop::option::of(any_mac()), any::<bool>());
+    (
+        proptest::sample::select(&["0.3.1", "0.4.0", "1.0.0", "1.1.0"][..]),
+        prop::collection::vec(iface, 0..5),
+        prop_oneof![7 => 0usize..4, 1 => (MAX_IPS - 2)..(MAX_IPS + 3)],
+        prop_oneof![ifname(), any_ifname()],
+        any::<prop::sample::Index>(),
+        any::<bool>(),
+    )
+        .prop_map(|(version, ifaces, n_ips, other, pick, use_pick)| {
+            let interfaces: Vec<Value> = ifaces
+                .iter()
+                .map(|(name, mac, sandbox)| {
+                    let mut i = json!({"name": name});
+                    if let Some(mac) = mac {
+                        i["mac"] = json!(mac);
+                    }
+                    if *sandbox {
+                        i["sandbox"] = json!("/var/run/netns/p");
+                    }
+                    i
+                })
+                .collect();
+            let ips: Vec<Value> = (0..n_ips)
+                .map(|k| json!({"address": format!("10.0.{}.{}/16", k / 250, k % 250 + 1)}))
+                .collect();
+            let doc = json!({"cniVersion": version, "interfaces": interfaces, "ips": ips});
+            let requested = if ifaces.is_empty() || !use_pick {
+                other
+            } else {
+                ifaces[pick.index(ifaces.len())].0.clone()
+            };
+            (doc, requested)
+        })
+}
+
+/// [`valid_result`] with the interface plexus asked for (its first interface, all of which
+/// are in the sandbox), host-side interfaces with MACs after them (1.x and 0.3.x/0.4.0
+/// only), and DNS settings.
+fn valid_result_with_hosts() -> impl Strategy<Value = (Value, String)> {
+    (
+        valid_result(),
+        prop::collection::vec((ifname(), valid_mac()), 0..3),
+        ifname(),
+        prop::collection::vec("[a-z0-9.:]{1,40}", 0..4),
+        prop::option::of("[a-z0-9.]{1,60}"),
+    )
+        .prop_map(|(mut doc, hosts, fallback, list, domain)| {
+            // valid_result writes `ips` (perhaps empty) in every version but 0.1.0/0.2.0.
+            let legacy = doc.get("ips").is_none();
+            let requested = doc["interfaces"][0]["name"]
+                .as_str()
+                .map_or(fallback, str::to_owned);
+            if !legacy {
+                let mut interfaces = doc["interfaces"].as_array().cloned().unwrap_or_default();
+                interfaces.extend(hosts.iter().map(|(n, m)| json!({"name": n, "mac": m})));
+                doc["interfaces"] = Value::Array(interfaces);
+            }
+            let mut dns = json!({"nameservers": list, "search": list, "options": list});
+            if let Some(d) = domain {
+                dns["domain"] = json!(d);
+            }
+            doc["dns"] = dns;
+            (doc, requested)
+        })
+}
+
 fn cni_args_pairs() -> impl Strategy<Value = Vec<(String, String)>> {
     prop::collection::vec(("[A-Za-z_][A-Za-z0-9_]{0,12}", "[^;\\x00]{0,16}"), 0..6)
 }
@@ -369,6 +512,95 @@ proptest! {
         let (_, up_r) = CniResult::from_value(&up).unwrap();
         let addrs = |r: &CniResult| r.ips.iter().map(|i| i.address.clone()).collect::<Vec<_>>();
         prop_assert_eq!(addrs(&up_r), addrs(&r));
+    }
+
+    #[test]
+    fn result_validation_never_panics_and_refuses_exactly_what_breaks_a_rule(
+        (v, requested) in hostile_result(),
+    ) {
+        checks::validated(&v, &requested);
+        if v["ips"].as_array().is_some_and(|ips| ips.len() < 8) {
+            // (The conversions of the large ones take long and find nothing more.)
+            checks::result(&v);
+        }
+        // The oracle: every name valid, every non-empty MAC parsed, the addresses within
+        // bounds, and the requested interface among the sandbox ones when there are any.
+        let interfaces = v["interfaces"].as_array().unwrap();
+        let sandboxed: Vec<&str> = interfaces
+            .iter()
+            .filter(|i| i.get("sandbox").is_some())
+            .map(|i| i["name"].as_str().unwrap())
+            .collect();
+        let want = interfaces.iter().all(|i| {
+            validate_ifname(i["name"].as_str().unwrap()).is_ok()
+                && i.get("mac")
+                    .and_then(Value::as_str)
+                    .is_none_or(|m| m.is_empty() || parse_mac(m).is_some())
+        }) && v["ips"].as_array().unwrap().len() <= MAX_IPS
+            && (sandboxed.is_empty() || sandboxed.contains(&requested.as_str()));
+        let got = validate::check(&v, &requested);
+        prop_assert_eq!(got.is_ok(), want, "{} for {:?}: {:?}", v, requested, got);
+    }
+
+    #[test]
+    fn a_bad_interface_name_is_always_refused(
+        (v, requested) in valid_result_with_hosts(),
+        bad in bad_ifname(),
+        at in any::<prop::sample::Index>(),
+        in_sandbox in any::<bool>(),
+    ) {
+        let mut v = v;
+        let mut interfaces = v["interfaces"].as_array().cloned().unwrap_or_default();
+        let k = at.index(interfaces.len() + 1);
+        let mut iface = json!({"name": bad});
+        if in_sandbox {
+            iface["sandbox"] = json!("/var/run/netns/p");
+        }
+        interfaces.insert(k, iface);
+        v["interfaces"] = Value::Array(interfaces);
+        // Also when the bad name is the one plexus asked for.
+        for req in [&requested, &bad] {
+            let e = validate::check(&v, req).unwrap_err();
+            prop_assert!(
+                e.starts_with(&format!("interfaces[{k}].name ")),
+                "{}: {}", v, e
+            );
+            prop_assert!(!e.contains('\n'), "{}", e);
+        }
+    }
+
+    #[test]
+    fn macs_of_6_8_or_20_bytes_parse_and_no_other_length_does(
+        bytes in prop_oneof![
+            proptest::sample::select(&[6usize, 8, 20][..])
+                .prop_flat_map(|n| prop::collection::vec(any::<u8>(), n)),
+            // Not 0: an empty `mac` is an absent one.
+            prop::collection::vec(any::<u8>(), 1..32),
+        ],
+        sep in proptest::sample::select(&[':', '-'][..]),
+        upper in any::<bool>(),
+    ) {
+        let ok = matches!(bytes.len(), 6 | 8 | 20);
+        let mut forms = vec![format_mac(&bytes, sep, upper)];
+        if bytes.len() % 2 == 0 {
+            forms.push(format_mac(&bytes, '.', upper));
+        }
+        for mac in forms {
+            prop_assert_eq!(parse_mac(&mac), ok.then(|| bytes.clone()), "{}", mac);
+            let v = json!({
+                "cniVersion": "1.1.0",
+                "interfaces": [{"name": "eth0", "mac": mac, "sandbox": "/var/run/netns/p"}],
+            });
+            prop_assert_eq!(validate::check(&v, "eth0").is_ok(), ok, "{}", mac);
+        }
+    }
+
+    #[test]
+    fn valid_results_are_accepted((v, requested) in valid_result_with_hosts()) {
+        if let Err(e) = validate::check(&v, &requested) {
+            return Err(TestCaseError::fail(format!("{v} for {requested:?}: {e}")));
+        }
+        checks::validated(&v, &requested);
     }
 
     #[test]

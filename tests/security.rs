@@ -388,6 +388,60 @@ fn concurrent_adds_of_one_container_never_undo_each_other() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// 4. Delegate results.
+
+#[test]
+fn a_result_with_a_bad_name_mac_or_size_is_refused_and_rolled_back() {
+    sandbox::run(
+        "a_result_with_a_bad_name_mac_or_size_is_refused_and_rolled_back",
+        || {
+            let node = Node::start(cluster_bridge("cl-res", "plxr0", "10.155.0.0/24"));
+            node.nad(
+                "odd",
+                &json!({"cniVersion": "1.0.0", "name": "odd", "type": "fake-bad-result"}),
+            );
+            for (bad, want) in [
+                ("name", r#"interfaces[0].name "../../x\n\"evil""#),
+                ("mac", r#""not-a-mac""#),
+                ("ips", "10000"),
+                ("ifname", "net1"),
+            ] {
+                let pod = node.pod(&format!("p-{bad}"), "odd");
+                let run = node.call("ADD", &pod, &[("FAKE_BAD", bad)], None, &json!({}));
+                let (code, msg, _) = run.error();
+                assert_eq!(code, 6, "{bad}: {msg}");
+                assert!(
+                    msg.starts_with(
+                        "delegate plugin \"fake-bad-result\" for network \"default/odd\" (ADD) \
+                         returned a result plexus does not accept: "
+                    ) && msg.contains(want),
+                    "{bad}: the error names the delegate, the network and {want:?}: {msg}"
+                );
+                assert!(msg.len() < 600, "{bad}: the message stays short: {msg}");
+                assert_eq!(
+                    node.status_text(&pod),
+                    None,
+                    "{bad}: no network-status written"
+                );
+                // The cluster network was rolled back; the delegate got its DEL.
+                node.assert_clean(&pod, &format!("after the refused {bad} result"));
+                let calls: Vec<String> = pod.fake_calls().into_iter().map(|(c, _)| c).collect();
+                assert_eq!(calls, ["ADD", "DEL"], "{bad}");
+                node.del(&pod, None).assert_ok("the runtime's DEL");
+                node.assert_spotless(&pod, &format!("after the DEL ({bad})"));
+            }
+            // The same plugin with a sound result works, status and all.
+            let pod = node.pod("p-good", "odd");
+            node.add(&pod).assert_ok("ADD with a sound result");
+            let status = node.network_status(&pod);
+            assert_eq!(status[1]["interface"], "net1");
+            node.del(&pod, None).assert_ok("DEL");
+            node.assert_spotless(&pod, "after the DEL");
+        },
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
 // 5. The log file.
 
 #[test]

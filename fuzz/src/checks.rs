@@ -11,7 +11,7 @@
 //! | [`annotation`] | `k8s::selection::parse`, `parse_reference` | the pod's `k8s.v1.cni.cncf.io/networks` and `v1.multus-cni.io/default-network` annotations |
 //! | [`node_config`] | `node::decode_stdin`, `NodeConfig::from_map` | the node config on stdin |
 //! | [`nad_config`] | `NetworkConfig::parse`, `k8s::nad::with_name` | a NAD's `spec.config`, conf files |
-//! | [`result`] | `CniResult::from_value`, `result::convert`, `status::entries` | a delegate's result (every version) and `prevResult` |
+//! | [`result`] | `CniResult::from_value`, `result::convert`, `status::entries`, `result::validate::check` | a delegate's result (every version) and `prevResult` |
 //! | [`env`] | `Env::from_lookup`, `CniArgs::parse`, `PodRef::from_args` | the CNI_* environment and CNI_ARGS |
 //! | [`journal`] | `state::parse_journal` | the journal and progress files after a crash or an edit |
 //! | [`delegate_output`] | `delegate::exec::interpret` | what a delegate printed and how it ended |
@@ -21,7 +21,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use plexus::cni::result::CniResult;
+use plexus::cni::result::{CniResult, validate};
 use plexus::cni::version::SUPPORTED;
 use plexus::cni::{CniArgs, DelegateError, DelegateFailure, Env, Error, NetworkConfig};
 use plexus::delegate::exec::interpret;
@@ -189,6 +189,92 @@ pub fn result(v: &Value) {
             }
         }
         Err(e) => assert_error(&e, &[1, 6], "decode"),
+    }
+    validated(v, REQUESTED_IFNAME);
+}
+
+/// The interface name [`result`] validates results against, as if plexus had asked the
+/// delegate for it (the seeds under `fuzz/corpus/result/` use it for their pod interface).
+pub const REQUESTED_IFNAME: &str = "eth0";
+
+/// `validate::check` of a result, `requested` being the interface plexus asked for: it never
+/// panics, is deterministic, refuses in one short line, and what it accepts keeps its
+/// promises: bounded lists, valid interface names and MACs, the requested interface among
+/// the sandbox ones, valid names in the network-status entries, and every conversion of the
+/// result accepted too (so it does not matter whether the caller validates before or after
+/// converting).
+pub fn validated(v: &Value, requested: &str) {
+    let verdict = validate::check(v, requested);
+    assert_eq!(validate::check(v, requested), verdict, "{v}");
+    let Err(e) = verdict else {
+        return accepted(v, requested);
+    };
+    assert!(!e.is_empty(), "{v}: empty message");
+    assert!(!e.contains(['\n', '\r']), "{v}: not one line: {e:?}");
+    // Values are cut after 64 characters (each escaped in at most 10): a few hundred bytes
+    // plus the rule's text and a few quoted names.
+    assert!(e.len() <= 2048, "{v}: {} bytes: {e}", e.len());
+}
+
+/// The promises of a result `validate::check` accepted (see [`validated`]).
+fn accepted(v: &Value, requested: &str) {
+    let len = |key: &str| v.get(key).and_then(Value::as_array).map_or(0, Vec::len);
+    assert!(len("interfaces") <= validate::MAX_INTERFACES, "{v}");
+    assert!(len("ips") <= validate::MAX_IPS, "{v}");
+    assert!(len("routes") <= validate::MAX_ROUTES, "{v}");
+    let interfaces = v
+        .get("interfaces")
+        .and_then(Value::as_array)
+        .map_or(&[][..], Vec::as_slice);
+    let mut sandboxed = Vec::new();
+    for i in interfaces {
+        let name = i["name"].as_str().unwrap_or_else(|| panic!("{v}: no name"));
+        assert!(
+            plexus::cni::env::validate_ifname(name).is_ok(),
+            "{v}: {name:?}"
+        );
+        if let Some(mac) = i
+            .get("mac")
+            .and_then(Value::as_str)
+            .filter(|m| !m.is_empty())
+        {
+            assert!(validate::parse_mac(mac).is_some(), "{v}: {mac:?}");
+        }
+        if i.get("sandbox")
+            .and_then(Value::as_str)
+            .is_some_and(|s| !s.is_empty())
+        {
+            sandboxed.push(name);
+        }
+    }
+    assert!(
+        sandboxed.is_empty() || sandboxed.contains(&requested),
+        "{v}: {sandboxed:?}"
+    );
+    if let Ok(entries) = status::entries("ns/net", v, false, None) {
+        for e in &entries {
+            if let Some(name) = e.get("interface") {
+                let name = name.as_str().unwrap_or_else(|| panic!("{v}: {e}"));
+                assert!(plexus::cni::env::validate_ifname(name).is_ok(), "{v}: {e}");
+            }
+        }
+        // (Through decoding: a 0.1.0/0.2.0 result's `interfaces`, which `check` reads too,
+        // are not the result's interfaces there.)
+        let decoded_sandbox = CniResult::from_value(v)
+            .is_ok_and(|(_, r)| r.interfaces.iter().any(|i| i.sandbox.is_some()));
+        if decoded_sandbox {
+            assert!(
+                entries.iter().any(|e| e["interface"] == requested),
+                "{v}: {entries:?}"
+            );
+        }
+    }
+    for to in SUPPORTED {
+        if let Ok(doc) = plexus::cni::result::convert(v, to) {
+            if let Err(e) = validate::check(&doc, requested) {
+                panic!("{v} is accepted, its conversion to {to} is not: {e}\n{doc}");
+            }
+        }
     }
 }
 

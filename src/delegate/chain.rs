@@ -13,8 +13,10 @@
 //!
 //! Order and failure rules:
 //! - ADD runs the plugins in order and stops at the first failure (the caller rolls back).
-//!   Each result is converted to the config's `cniVersion` (as libcni does) before it becomes
-//!   the next `prevResult`; the last one is the network's result.
+//!   Each result is checked ([`crate::cni::result::validate`]: interface names, MACs, sizes,
+//!   the requested interface present; a result that fails is the plugin's failure) and
+//!   converted to the config's `cniVersion` (as libcni does) before it becomes the next
+//!   `prevResult`; the last one is the network's result.
 //! - DEL runs the plugins in reverse order. **Decision**: it goes on past a failing plugin so
 //!   that, for example, an IPAM release still happens when a later plugin's DEL fails; the
 //!   first error is returned after all have run.
@@ -92,6 +94,16 @@ impl<'e> Chain<'e> {
                     },
                 ));
             };
+            // Checked before anything reads it: names, MACs and sizes that network-status,
+            // the journal and the runtime would otherwise take as they come.
+            result::validate::check(&doc, &inv.ifname).map_err(|cause| {
+                fail(
+                    plugin,
+                    inv,
+                    Command::Add,
+                    DelegateFailure::BadResult { cause },
+                )
+            })?;
             let converted = result::convert(&doc, version).map_err(|e| {
                 fail(
                     plugin,

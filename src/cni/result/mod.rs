@@ -56,6 +56,14 @@
 //! exactly. Across families the result is decoded and re-rendered, which keeps only the
 //! fields of the model (libcni drops unknown keys the same way).
 //!
+//! # Validating: [`validate::check`]
+//!
+//! Decoding checks a result's shape; [`validate::check`] checks what a delegate may put in
+//! it before plexus uses any of it: bounded sizes (interfaces, ips, routes, dns entries and
+//! strings), valid Linux interface names and MAC addresses, and, when the result has a
+//! sandbox interface, that one of them is the interface plexus asked for. It reads the raw
+//! document of any version, and its error is one line naming the field and the rule.
+//!
 //! [`Family`]: crate::cni::version::Family
 //! [`Family::V02`]: crate::cni::version::Family::V02
 //! [`Family::V04`]: crate::cni::version::Family::V04
@@ -66,6 +74,7 @@ mod decode;
 mod encode;
 #[cfg(test)]
 mod tests;
+pub mod validate;
 
 use serde_json::{Map, Value};
 
