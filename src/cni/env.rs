@@ -277,9 +277,13 @@ pub fn validate_ifname(name: &str) -> Result<(), Error> {
     if name == "." || name == ".." {
         return Err(Error::invalid_env("interface name is . or ..", name));
     }
+    // The kernel tests each byte with its `isspace`, which also counts 0xA0 (a byte inside
+    // UTF-8 characters such as "à"); a NUL would end the name early, other control bytes have
+    // no place in it either.
     if name
         .chars()
         .any(|c| c == '/' || c == ':' || c.is_whitespace())
+        || name.bytes().any(|b| b.is_ascii_control() || b == 0xA0)
     {
         return Err(Error::invalid_env(
             "interface name contains / or : or whitespace characters",
@@ -381,6 +385,18 @@ mod tests {
                 "a b",
                 "interface name contains / or : or whitespace characters",
             ),
+            (
+                "e\0",
+                "interface name contains / or : or whitespace characters",
+            ),
+            (
+                "e\x1b[0m",
+                "interface name contains / or : or whitespace characters",
+            ),
+            (
+                "voil\u{e0}",
+                "interface name contains / or : or whitespace characters",
+            ),
         ] {
             let e = validate_ifname(name).unwrap_err();
             assert_eq!(
@@ -390,6 +406,8 @@ mod tests {
             );
         }
         assert!(validate_ifname("abcdefghijklmno").is_ok());
+        // Other UTF-8 is the kernel's business as long as no byte is 0xA0.
+        assert!(validate_ifname("n\u{e9}t1").is_ok());
     }
 
     #[test]
