@@ -8,14 +8,12 @@
 //! - **Static** (glibc's `libc.a`): no dynamic loader at start (no `libc.so.6` to find, map
 //!   and relocate, no symbol binding), and no dependency on the host's glibc version (linked
 //!   dynamically, the binary needed glibc 2.35, which RHEL 9 or Ubuntu 20.04 nodes do not
-//!   have). Measured on the benchmark VM: 1.04 → 0.42 ms of CPU and 79 → 57 page faults per
-//!   VERSION exec (`perf stat`, 300 runs); VERSION 1.17 → 0.82 ms wall (2000 runs, faster than
-//!   a dynamically linked `/bin/true`); the no-op 3-attachment cycle's paired overhead 7.21 →
-//!   6.48 ms (alternating builds, 4 x 30 cycles). The binary grows by about 1 MB (libc's code).
+//!   have). Every exec (each pod's ADD and DEL, every VERSION probe) starts faster and takes
+//!   fewer page faults (figures: docs/benchmarks.md, changelog). The binary grows by libc's
+//!   code.
 //! - **Not PIE** (`-no-pie`): a position-independent executable makes the start-up code apply
-//!   about 16,500 relative relocations at every start, which copies every page of
-//!   `.data.rel.ro` (about 300 KB) into private memory first: half of plexus's page faults at
-//!   start (187 against 94) and about 0.5 ms of CPU per exec. The heap and the stacks are still
+//!   its relative relocations at every start, which copies every page of `.data.rel.ro` into
+//!   private memory first: about half of plexus's page faults at start. The heap and the stacks are still
 //!   placed at random addresses; only the executable's image is not, and plexus is
 //!   memory-safe Rust.
 //!
@@ -42,8 +40,8 @@
 //!
 //! Escape hatches, at build time: `PLEXUS_DYNAMIC=1` links glibc dynamically (still not PIE;
 //! release builds then take the unwinder from the static `libgcc_eh.a`, so that no
-//! `libgcc_s.so.1` is loaded: its constructor's CPU feature detection, CPUID instructions
-//! trapped by the hypervisor on a VM, was a tenth of plexus's CPU in a profile of ADD);
+//! `libgcc_s.so.1` is loaded: its constructor's CPU feature detection runs CPUID
+//! instructions, which a hypervisor traps);
 //! `PLEXUS_PIE=1` keeps the toolchain's default link (dynamic PIE).
 
 use std::path::PathBuf;

@@ -56,9 +56,8 @@
 //! # Telling the caller early
 //!
 //! ADD's first delegate waits for the plan, and the plan's two flushes cost a millisecond or
-//! more (3.8 ms in the median, 16.7 at p90, on the benchmark VM while the real plugins run:
-//! each flush commits the file system's whole running transaction, the plugins' writes
-//! included). [`StateDir::save_notifying`] can let the caller go after the first flush, while
+//! more while plugins run (each flush commits the file system's whole running transaction,
+//! the plugins' writes included). [`StateDir::save_notifying`] can let the caller go after the first flush, while
 //! the directory's runs on, when two things hold:
 //! - The file system keeps a new file's directory entry once the file itself is flushed:
 //!   ext4, XFS and btrfs do (POSIX does not promise it), tmpfs keeps nothing across a reboot
@@ -73,13 +72,13 @@
 //! journal, into that journal; the next DEL or GC tears down what it lists, and if the plan's
 //! save was in fact interrupted before the first delegate got its config, that is a DEL of
 //! attachments never added, a no-op for a correct plugin (see below). Any other stale temp file
-//! (half written, of another key, or beside a journal) is removed, as before.
+//! (half written, of another key, or beside a journal) is removed.
 //!
 //! # The plan's file, made ahead
 //!
 //! A flush of a new file commits the file system's whole running transaction: on a node
-//! whose plugins have just written (host-local's leases, say) that took 1.6 to 2 ms on the
-//! benchmark VM, against 0.2 ms on a quiet disk, and the first delegate waited for it. ADD
+//! whose plugins have just written (host-local's leases, say) that takes much longer than on
+//! a quiet disk, and the first delegate would wait for it. ADD
 //! therefore has [`StateDir::reserve`] make the plan's temp file while the API is read,
 //! before the plan is known: 16 KiB of spaces (`RESERVED_LEN`), flushed (the file's
 //! creation, length and blocks committed then). [`StateDir::save_notifying`] then writes the

@@ -2,7 +2,7 @@
 //! position in most of them (failing delegate, SIGKILL of ADD or DEL at a stop point, API
 //! failures, a failing status write), and zero leaks of interfaces, leases, state files,
 //! processes or descriptors; plexus's peak RSS flat. See `plexus_conformance::soak`; the long
-//! run is the `plexus-soak` command (README, "Reliability"). Needs root.
+//! run is the `plexus-soak` command (docs/reliability.md, "Soak"). Needs root.
 //!
 //! `PLEXUS_SOAK_CYCLES` changes the number of cycles, `PLEXUS_SOAK_SEED` the faults.
 

@@ -23,8 +23,8 @@
 //! spare ([`StartAhead::WhenIdle`]: few runnable tasks, see `cpu_to_spare`). A start-up
 //! overlapped with the current plugin's work is time a pod saves when a CPU would otherwise
 //! idle; on a node busy with a burst of pods it saves nothing, and the extra runnable
-//! processes slowed the plugins doing work (bursts of 100 pods, 8 at a time, on two cores:
-//! median 1.149 times the direct runs with it off, 1.223 with it always on).
+//! processes slow the plugins doing work (bursts were slower with it always on:
+//! docs/benchmarks.md).
 
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::VecDeque;
@@ -34,9 +34,7 @@ use super::exec::{Exec, ExecRequest, Gate, Launch, Output, ProcessExec, StartAhe
 use crate::cni::DelegateFailure;
 
 /// How many plugins are started ahead at most. Two: on ADD the first two plugins start up while
-/// the plan is fsynced. On the two-core development machine, with no-op delegates, one and two
-/// were within noise of each other (alternating builds: 5.46 against 5.35 ms and 8.60 against
-/// 8.47 ms of paired ADD+DEL overhead, 3 attachments); machines with more cores gain more.
+/// the plan is fsynced; machines with more cores than two gain from the second.
 const DEPTH: usize = 2;
 
 /// An [`Exec`] that runs real processes ([`ProcessExec`]) and starts the next expected one

@@ -77,7 +77,7 @@ pub enum StartAhead {
     /// Only while the node has a CPU to spare (the default, `"auto"`): a start-up overlapped
     /// with the current plugin's work is time saved when a CPU would otherwise idle, but on a
     /// node busy starting many pods it only adds runnable processes that compete with the
-    /// plugins doing work (measured: bursts of pods got slower).
+    /// plugins doing work (bursts of pods got slower: docs/benchmarks.md).
     WhenIdle,
     /// Always (`true`).
     Always,

@@ -184,7 +184,7 @@ pub fn sync(sa: &ServiceAccount, server: &str, layout: &Layout) -> Result<Outcom
 /// The kubeconfig text: one cluster, one user with `tokenFile`, one context, as JSON. A
 /// kubeconfig is YAML and JSON is YAML (kubectl and every client read it), but plexus reads
 /// this file on every ADD and parses JSON several times faster than YAML (see
-/// `k8s::client::read_kubeconfig`). JSON has no comments: the README says who writes the file
+/// `k8s::client::read_kubeconfig`). JSON has no comments: docs/install.md says who writes the file
 /// (`plexus install`, which rewrites it; not to be edited).
 pub fn render(server: &str, ca_pem: &[u8], token_file: &Path) -> String {
     let doc = serde_json::json!({

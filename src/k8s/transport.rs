@@ -18,8 +18,7 @@
 //! [`client`]). A kubeconfig with a `proxy-url` is handed to kube's stack, which reports that
 //! this build has no proxy support.
 //!
-//! The connection (TCP and the TLS handshake, about 1 ms on loopback and a round trip more
-//! over a network) is started when the client is built, not at its first request
+//! The connection (TCP and the TLS handshake) is started when the client is built, not at its first request
 //! (`Early`): plexus builds a client only to use it, and an ADD whose pod comes from the
 //! runtime may not make its first request until its cluster network's delegate has run.
 

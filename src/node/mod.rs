@@ -1,7 +1,8 @@
-//! The node config: what the runtime hands plexus on stdin (`/etc/cni/net.d/00-plexus.conf`).
+//! The node config: what the runtime hands plexus on stdin (the plexus entry of
+//! `/etc/cni/net.d/00-plexus.conflist`, with the list's `name` and `cniVersion`).
 //!
 //! plexus reads Multus's keys so that an existing Multus config works after changing `type` to
-//! `plexus` (see the reference, section 3). This module reads the keys the current build acts
+//! `plexus` (docs/configuration.md). This module reads the keys the current build acts
 //! on; every other key is kept in [`NodeConfig::raw`] and is not an error.
 //!
 //! Keys read now:
@@ -42,7 +43,7 @@
 //!   not, use; meta-plugins are refused whatever they say (see [`crate::delegate::policy`]);
 //! - the runtime's injections: `runtimeConfig`, `prevResult`, `cni.dev/valid-attachments`.
 //!
-//! Unknown keys are logged at debug level and otherwise ignored ([`NodeConfig::unknown_keys`]).
+//! Unknown keys are logged at info level and otherwise ignored ([`NodeConfig::unknown_keys`]).
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,4 +1,5 @@
-//! Benchmarks of plexus on one machine: figures for the README, never assertions in tests.
+//! Benchmarks of plexus on one machine: figures for docs/benchmarks.md, never assertions in
+//! tests.
 //!
 //! The `plexus-bench` binary is the command line; this module is the harness:
 //! - [`proc`]: running one process with exact env and stdin, its wall time, and the peak RSS

@@ -1,14 +1,14 @@
-//! plexus benchmarks: figures for the README, never assertions in tests.
+//! plexus benchmarks: figures for docs/benchmarks.md, never assertions in tests.
 //!
 //! ```text
 //! cargo build --release                       # plexus as it ships: not with --workspace, which
-//!                                             # adds the rig's features to it (README, Build)
+//!                                             # adds the rig's features to it (docs/install.md)
 //! cargo build --release -p plexus-conformance
 //! target/release/plexus-bench                 # VERSION, binary size (any user)
 //! target/release/plexus-bench floor           # what any exec'd plugin pays here (any user)
 //! sudo target/release/plexus-bench cycle      # ADD+DEL of pods with 1, 3, 8 attachments
 //! sudo target/release/plexus-bench burst      # 100 pods × 3 attachments, 8 at a time
-//! sudo target/release/plexus-bench all        # everything, as in the README
+//! sudo target/release/plexus-bench all        # everything, as in docs/benchmarks.md
 //! sudo target/release/plexus-bench compare --baseline OLD --binary NEW   # two builds, ABBA
 //! ```
 //!
