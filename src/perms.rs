@@ -19,7 +19,7 @@
 //! plexus is not root) is logged and the file is used: what it exposes was exposed already.
 //! Refusals are I/O errors (code 5) naming the file, its owner or mode, and the fix.
 
-use std::fs::{File, Permissions};
+use std::fs::{File, Metadata, Permissions};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
@@ -51,37 +51,53 @@ fn trusted_owner(uid: u32) -> bool {
     uid == euid() || uid == 0
 }
 
+/// What the rules of the module docs say about a file, decided from its metadata alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Nothing to do.
+    Fine,
+    /// Readable by group or others (mode `mode`): plexus sets it to 0600 with a warning.
+    Tighten { mode: u32 },
+    /// Refused; the text says why and how to fix it.
+    Refuse(String),
+}
+
+/// The rules of the module docs for a file at `path` with metadata `meta`, without changing
+/// anything ([`private_file`] acts on the answer; `plexus doctor` reports it).
+pub fn file_verdict(meta: &Metadata, path: &Path, writable: Writable) -> Verdict {
+    if !trusted_owner(meta.uid()) {
+        return Verdict::Refuse(format!(
+            "it is owned by uid {}, not by uid {} that plexus runs as (or root), so someone \
+             else could change it: refusing to use it. Fix: `chown {} {p} && chmod 0600 {p}`",
+            meta.uid(),
+            euid(),
+            euid(),
+            p = path.display()
+        ));
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & WRITE_OTHERS != 0 && writable == Writable::Refuse {
+        return Verdict::Refuse(format!(
+            "its mode {mode:04o} lets group or others change it: refusing to use it. Fix: \
+             `chmod 0600 {}`",
+            path.display()
+        ));
+    }
+    if mode & ANY_OTHERS != 0 {
+        return Verdict::Tighten { mode };
+    }
+    Verdict::Fine
+}
+
 /// Applies the rules of the module docs to an open file `f` at `path` (`what` names it in
 /// messages, e.g. "the kubeconfig").
 pub fn private_file(f: &File, path: &Path, what: &str, writable: Writable) -> Result<(), Error> {
     let ctx = || format!("checking {what} {}", path.display());
     let meta = f.metadata().map_err(|e| Error::io(ctx(), e))?;
-    if !trusted_owner(meta.uid()) {
-        return Err(Error::io(
-            ctx(),
-            format!(
-                "it is owned by uid {}, not by uid {} that plexus runs as (or root), so someone \
-                 else could change it: refusing to use it. Fix: `chown {} {p} && chmod 0600 {p}`",
-                meta.uid(),
-                euid(),
-                euid(),
-                p = path.display()
-            ),
-        ));
-    }
-    let mode = meta.mode() & 0o7777;
-    if mode & WRITE_OTHERS != 0 && writable == Writable::Refuse {
-        return Err(Error::io(
-            ctx(),
-            format!(
-                "its mode {mode:04o} lets group or others change it: refusing to use it. Fix: \
-                 `chmod 0600 {}`",
-                path.display()
-            ),
-        ));
-    }
-    if mode & ANY_OTHERS != 0 {
-        match f.set_permissions(Permissions::from_mode(0o600)) {
+    match file_verdict(&meta, path, writable) {
+        Verdict::Fine => {}
+        Verdict::Refuse(why) => return Err(Error::io(ctx(), why)),
+        Verdict::Tighten { mode } => match f.set_permissions(Permissions::from_mode(0o600)) {
             Ok(()) => tracing::warn!(
                 path = %path.display(),
                 mode = format!("{mode:04o}"),
@@ -93,7 +109,7 @@ pub fn private_file(f: &File, path: &Path, what: &str, writable: Writable) -> Re
                 error = %e,
                 "{what} is accessible to group or others and its mode cannot be set to 0600"
             ),
-        }
+        },
     }
     Ok(())
 }
@@ -103,26 +119,25 @@ pub fn private_file(f: &File, path: &Path, what: &str, writable: Writable) -> Re
 pub fn trusted_dir(dir: &Path, what: &str) -> Result<(), Error> {
     let ctx = || format!("checking the directory {} of {what}", dir.display());
     let meta = std::fs::metadata(dir).map_err(|e| Error::io(ctx(), e))?;
+    dir_verdict(&meta, dir, what).map_err(|why| Error::io(ctx(), why))
+}
+
+/// [`trusted_dir`]'s rule for a directory with metadata `meta`; `Err` says why it is refused.
+pub fn dir_verdict(meta: &Metadata, dir: &Path, what: &str) -> Result<(), String> {
     if !trusted_owner(meta.uid()) {
-        return Err(Error::io(
-            ctx(),
-            format!(
-                "it is owned by uid {}, not by uid {} that plexus runs as (or root), so someone \
-                 else could replace {what}: refusing to use it",
-                meta.uid(),
-                euid()
-            ),
+        return Err(format!(
+            "it is owned by uid {}, not by uid {} that plexus runs as (or root), so someone \
+             else could replace {what}: refusing to use it",
+            meta.uid(),
+            euid()
         ));
     }
     let mode = meta.mode() & 0o7777;
     if mode & WRITE_OTHERS != 0 && mode & STICKY == 0 {
-        return Err(Error::io(
-            ctx(),
-            format!(
-                "its mode {mode:04o} lets group or others replace {what}: refusing to use it. \
-                 Fix: `chmod go-w {}` (plexus install creates its directory with mode 0700)",
-                dir.display()
-            ),
+        return Err(format!(
+            "its mode {mode:04o} lets group or others replace {what}: refusing to use it. \
+             Fix: `chmod go-w {}` (plexus install creates its directory with mode 0700)",
+            dir.display()
         ));
     }
     Ok(())
@@ -143,6 +158,30 @@ pub fn secret_file(path: &Path, what: &str) -> Result<(), Error> {
         return Ok(());
     };
     private_file(&f, path, what, Writable::Refuse)
+}
+
+/// [`secret_file`]'s checks without changing anything: `Ok(None)` when the file passes,
+/// `Ok(Some(mode))` when it is readable by group or others (which [`secret_file`] would set to
+/// 0600), `Err` when it is refused (the same error). What `plexus doctor` and other read-only
+/// readers use.
+pub fn inspect_secret_file(path: &Path, what: &str) -> Result<Option<u32>, Error> {
+    let Ok(real) = std::fs::canonicalize(path) else {
+        return Ok(None);
+    };
+    if let Some(dir) = real.parent() {
+        trusted_dir(dir, what)?;
+    }
+    let Ok(meta) = std::fs::metadata(&real) else {
+        return Ok(None);
+    };
+    match file_verdict(&meta, path, Writable::Refuse) {
+        Verdict::Fine => Ok(None),
+        Verdict::Tighten { mode } => Ok(Some(mode)),
+        Verdict::Refuse(why) => Err(Error::io(
+            format!("checking {what} {}", path.display()),
+            why,
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -223,6 +262,32 @@ mod tests {
         assert!(
             e.msg().contains("directory") && e.msg().contains("65534"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn inspecting_says_what_secret_file_would_do_and_changes_nothing() {
+        let t = tempfile::tempdir().unwrap();
+        fs::set_permissions(t.path(), Permissions::from_mode(0o700)).unwrap();
+        let p = file_with_mode(t.path(), "kc", 0o600);
+        assert_eq!(inspect_secret_file(&p, "the kubeconfig").unwrap(), None);
+        let p = file_with_mode(t.path(), "kc2", 0o644);
+        assert_eq!(
+            inspect_secret_file(&p, "the kubeconfig").unwrap(),
+            Some(0o644)
+        );
+        assert_eq!(mode(&p), 0o644, "inspecting changes no mode");
+        let p = file_with_mode(t.path(), "kc3", 0o666);
+        let e = inspect_secret_file(&p, "the kubeconfig").unwrap_err();
+        assert_eq!(e, secret_file(&p, "the kubeconfig").unwrap_err());
+        fs::set_permissions(t.path(), Permissions::from_mode(0o777)).unwrap();
+        let p = t.path().join("kc");
+        let e = inspect_secret_file(&p, "the kubeconfig").unwrap_err();
+        assert_eq!(e, secret_file(&p, "the kubeconfig").unwrap_err());
+        assert!(
+            inspect_secret_file(Path::new("/nonexistent/kc"), "x")
+                .unwrap()
+                .is_none()
         );
     }
 

@@ -1775,3 +1775,283 @@ fn the_binary_serves_until_sigterm() {
     let err = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Authorization: RBAC rules and SelfSubjectAccessReview.
+
+const SSAR: &str = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews";
+
+fn review(verb: &str, group: &str, resource: &str, subresource: &str) -> Value {
+    let mut attrs = json!({"verb": verb, "group": group, "resource": resource});
+    if !subresource.is_empty() {
+        attrs["subresource"] = json!(subresource);
+    }
+    json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+           "spec": {"resourceAttributes": attrs}})
+}
+
+fn plexus_cluster_role() -> String {
+    std::fs::read_to_string(repo_root().join("examples/deploy/rbac.yaml")).unwrap()
+}
+
+#[test]
+fn access_reviews_answer_from_the_rbac_rules() {
+    let api = ApiServer::start();
+    let c = Client::new(&api);
+    // By default everything is allowed, as for system:masters.
+    let r = c.post(SSAR, &review("delete", "", "pods", ""));
+    assert_eq!(r.status, 201, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["kind"], "SelfSubjectAccessReview");
+    assert_eq!(v["apiVersion"], "authorization.k8s.io/v1");
+    assert_eq!(v["metadata"], json!({"creationTimestamp": null}));
+    assert_eq!(v["spec"]["resourceAttributes"]["verb"], "delete");
+    assert_eq!(v["status"]["allowed"], true);
+    assert!(
+        v["status"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("ClusterRole \"cluster-admin\""),
+        "{v}"
+    );
+    assert_eq!(api.count("POST selfsubjectaccessreviews"), 1);
+
+    // plexus's ClusterRole: exactly its rules.
+    api.set_rbac_from_yaml(&plexus_cluster_role(), "plexus")
+        .unwrap();
+    let allowed = |verb: &str, group: &str, resource: &str, sub: &str| {
+        let v = c.post(SSAR, &review(verb, group, resource, sub)).json();
+        v["status"]["allowed"].as_bool().unwrap()
+    };
+    assert!(allowed("get", "", "pods", ""));
+    for verb in ["get", "update", "patch"] {
+        assert!(allowed(verb, "", "pods", "status"), "{verb} pods/status");
+    }
+    for verb in ["get", "list", "watch"] {
+        assert!(allowed(
+            verb,
+            "k8s.cni.cncf.io",
+            "network-attachment-definitions",
+            ""
+        ));
+    }
+    assert!(allowed("create", "", "events", ""));
+    // `pods` does not cover `pods/status`, nor the other way round; nothing broader.
+    assert!(!allowed("patch", "", "pods", ""));
+    assert!(!allowed("delete", "", "pods", ""));
+    assert!(!allowed("get", "", "secrets", ""));
+    assert!(!allowed("create", "events.k8s.io", "events", ""));
+    assert!(!allowed("*", "*", "*", ""));
+    // A denial carries no reason, as RBAC gives none.
+    let v = c.post(SSAR, &review("patch", "", "nodes", "")).json();
+    assert_eq!(v["status"], json!({"allowed": false}));
+    let v = c.post(SSAR, &review("get", "", "pods", "")).json();
+    assert!(
+        v["status"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("ServiceAccount \"plexus/kube-system\""),
+        "{v}"
+    );
+    // Non-resource reviews: discovery is everyone's.
+    let nr = |path: &str| {
+        let body = json!({"kind": "SelfSubjectAccessReview",
+                          "spec": {"nonResourceAttributes": {"verb": "get", "path": path}}});
+        c.post(SSAR, &body).json()["status"]["allowed"].clone()
+    };
+    assert_eq!(nr("/version"), true);
+    assert_eq!(nr("/metrics"), false);
+
+    // Bodies the real server refuses.
+    let r = c.post(
+        SSAR,
+        &json!({"kind": "SelfSubjectAccessReview", "spec": {}}),
+    );
+    assert_eq!(r.status, 422);
+    assert_eq!(r.json()["reason"], "Invalid");
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("exactly one of nonResourceAttributes or resourceAttributes"),
+        "{}",
+        r.text()
+    );
+    let r = c.call("POST", SSAR, Some("application/json"), b"{not json");
+    assert_eq!(r.status, 400);
+    assert_eq!(c.get(SSAR).status, 405);
+    // Still authenticated first.
+    let r =
+        Client::with(api.ca_pem(), api.port(), "wrong").post(SSAR, &review("get", "", "pods", ""));
+    assert_eq!(r.status, 401);
+
+    // Discovery lists the group.
+    let groups = c.get("/apis").json();
+    assert!(
+        groups["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["name"] == "authorization.k8s.io"),
+        "{groups}"
+    );
+    let res = c.get("/apis/authorization.k8s.io/v1").json();
+    assert_eq!(res["resources"][0]["name"], "selfsubjectaccessreviews");
+    assert_eq!(res["resources"][0]["verbs"], json!(["create"]));
+}
+
+#[test]
+fn requests_the_rules_do_not_allow_get_the_real_403() {
+    let api = ApiServer::start();
+    api.put(pod("web"));
+    api.put(nad("a", "{}"));
+    let mut other = nad("b", "{}");
+    other["metadata"]["namespace"] = json!("other");
+    api.put(other);
+    let c = Client::new(&api);
+    api.set_rbac_from_yaml(&plexus_cluster_role(), "plexus")
+        .unwrap();
+
+    assert_eq!(c.get(&format!("{PODS}/web")).status, 200);
+    let status = json!({"metadata": {"annotations": {"a": "b"}}});
+    assert_eq!(
+        c.patch(&format!("{PODS}/web/status"), MERGE, &status)
+            .status,
+        200
+    );
+    // NADs of every namespace: list is granted.
+    let all = c.get("/apis/k8s.cni.cncf.io/v1/network-attachment-definitions");
+    assert_eq!(all.status, 200);
+    assert_eq!(names(&all.json()), ["a", "b"]);
+
+    let r = c.delete(&format!("{PODS}/web"));
+    assert_eq!(r.status, 403);
+    let v = r.json();
+    assert_eq!(v["reason"], "Forbidden");
+    assert_eq!(
+        v["message"],
+        "pods \"web\" is forbidden: User \"system:serviceaccount:kube-system:plexus\" cannot \
+         delete resource \"pods\" in API group \"\" in the namespace \"default\""
+    );
+    assert_eq!(v["details"], json!({"name": "web", "kind": "pods"}));
+    assert!(
+        api.get("pods", "default", "web").is_some(),
+        "nothing deleted"
+    );
+    let r = c.get("/api/v1/pods");
+    assert_eq!(r.status, 403);
+    assert_eq!(
+        r.json()["message"],
+        "pods is forbidden: User \"system:serviceaccount:kube-system:plexus\" cannot list \
+         resource \"pods\" in API group \"\" at the cluster scope"
+    );
+    let r = c.patch(
+        &format!("{NADS}/a"),
+        MERGE,
+        &json!({"metadata": {"labels": {"x": "y"}}}),
+    );
+    assert_eq!(r.status, 403);
+    assert_eq!(
+        r.json()["message"],
+        "network-attachment-definitions.k8s.cni.cncf.io \"a\" is forbidden: User \
+         \"system:serviceaccount:kube-system:plexus\" cannot patch resource \
+         \"network-attachment-definitions\" in API group \"k8s.cni.cncf.io\" in the namespace \
+         \"default\""
+    );
+    // Without pods/status patch.
+    api.set_rbac(&json!([
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]},
+        {"apiGroups": [""], "resources": ["pods/status"], "verbs": ["get", "update"]},
+    ]));
+    let r = c.patch(&format!("{PODS}/web/status"), MERGE, &status);
+    assert_eq!(r.status, 403);
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot patch resource \"pods/status\""),
+        "{}",
+        r.text()
+    );
+    // Discovery and health stay open.
+    assert_eq!(c.get("/version").status, 200);
+    assert_eq!(c.get("/healthz").status, 200);
+    api.allow_all();
+    assert_eq!(c.get("/api/v1/pods").status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kube_client_asks_access_reviews_and_lists_every_namespace() {
+    use k8s_openapi::api::authorization::v1::{
+        ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+    };
+    use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, PostParams};
+
+    let api = ApiServer::start();
+    api.load_yaml_dir(&repo_root().join("examples")).unwrap();
+    let mut other = nad("elsewhere", "{}");
+    other["metadata"]["namespace"] = json!("other");
+    api.put(other);
+    api.set_rbac_from_yaml(&plexus_cluster_role(), "plexus")
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    api.write_kubeconfig(&kubeconfig);
+    let client = kube_client(&kubeconfig, false).await;
+
+    let reviews: Api<SelfSubjectAccessReview> = Api::all(client.clone());
+    let ask = |verb: &str, resource: &str, sub: Option<&str>| SelfSubjectAccessReview {
+        spec: SelfSubjectAccessReviewSpec {
+            resource_attributes: Some(ResourceAttributes {
+                verb: Some(verb.into()),
+                group: Some(String::new()),
+                resource: Some(resource.into()),
+                subresource: sub.map(str::to_owned),
+                ..ResourceAttributes::default()
+            }),
+            ..SelfSubjectAccessReviewSpec::default()
+        },
+        ..SelfSubjectAccessReview::default()
+    };
+    let yes = reviews
+        .create(
+            &PostParams::default(),
+            &ask("patch", "pods", Some("status")),
+        )
+        .await
+        .unwrap();
+    let status = yes.status.unwrap();
+    assert!(status.allowed);
+    assert!(status.reason.unwrap().starts_with("RBAC: allowed by"));
+    let no = reviews
+        .create(&PostParams::default(), &ask("delete", "pods", None))
+        .await
+        .unwrap();
+    assert!(!no.status.unwrap().allowed);
+
+    let gvk = GroupVersionKind::gvk("k8s.cni.cncf.io", "v1", "NetworkAttachmentDefinition");
+    let ar = ApiResource::from_gvk_with_plural(&gvk, "network-attachment-definitions");
+    let all: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+    let list = all.list(&ListParams::default().limit(500)).await.unwrap();
+    assert_eq!(
+        list.items.len(),
+        api.list("network-attachment-definitions", "").len()
+    );
+    assert!(
+        list.items
+            .iter()
+            .any(|n| n.metadata.namespace.as_deref() == Some("other"))
+    );
+    // A denied request reaches the caller as kube's 403.
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), "default");
+    match pods.delete("web", &Default::default()).await {
+        Err(kube::Error::Api(s)) => assert_eq!((s.code, s.reason.as_str()), (403, "Forbidden")),
+        other => panic!("expected a 403, got {other:?}"),
+    }
+    assert_eq!(api.count("POST selfsubjectaccessreviews"), 2);
+    assert_eq!(api.count("LIST network-attachment-definitions"), 1);
+    drop(client);
+    tokio::task::spawn_blocking(move || drop(api))
+        .await
+        .unwrap();
+}

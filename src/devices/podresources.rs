@@ -7,6 +7,8 @@
 //! served before 1.27 or with the `KubeletPodResourcesGet` gate off), `List` on the same
 //! connection, keeping the pod whose namespace and name match. Everything, connect included,
 //! is bounded by one timeout; the runtime and the connection are dropped on return.
+//! [`list_pods`] is `List` alone, the same way: whether the kubelet serves the API at all (for
+//! `plexus doctor`).
 //!
 //! The gRPC layer is tonic's core (`tonic::client::Grpc` with prost messages from
 //! [`podresources_api`], the definitions the test stand-in serves too) on a minimal
@@ -66,11 +68,36 @@ pub fn allocations(
 
 type Client = Grpc<Http2>;
 
-async fn lookup(socket: &Path, namespace: &str, name: &str) -> Result<Allocations, LookupFailure> {
-    let failed = |cause: String| LookupFailure::Failed {
-        socket: socket.to_owned(),
-        cause,
-    };
+/// The number of pods the kubelet at `socket` answers `List` with, within `timeout`: whether
+/// its PodResources API serves at all (what `plexus doctor` asks; ADD uses [`allocations`]).
+pub fn list_pods(socket: &Path, timeout: Duration) -> Result<usize, LookupFailure> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| LookupFailure::Failed {
+            socket: socket.to_owned(),
+            cause: format!("cannot start the client runtime: {e}"),
+        })?;
+    rt.block_on(async {
+        let listed = async {
+            let (mut client, driver) = connect(socket).await?;
+            let all = list_all(&mut client).await;
+            driver.abort();
+            all.map(|pods| pods.len())
+                .map_err(|status| list_failure(socket, &status))
+        };
+        match tokio::time::timeout(timeout, listed).await {
+            Ok(found) => found,
+            Err(_) => Err(LookupFailure::Timeout {
+                socket: socket.to_owned(),
+                after: timeout,
+            }),
+        }
+    })
+}
+
+/// A gRPC client on a new connection to `socket`, and the task driving the connection.
+async fn connect(socket: &Path) -> Result<(Client, tokio::task::JoinHandle<()>), LookupFailure> {
     let stream =
         tokio::net::UnixStream::connect(socket)
             .await
@@ -81,29 +108,45 @@ async fn lookup(socket: &Path, namespace: &str, name: &str) -> Result<Allocation
     let (send, conn) =
         hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
             .await
-            .map_err(|e| failed(format!("HTTP/2 handshake: {e}")))?;
+            .map_err(|e| LookupFailure::Failed {
+                socket: socket.to_owned(),
+                cause: format!("HTTP/2 handshake: {e}"),
+            })?;
     let driver = tokio::spawn(async move {
         if let Err(e) = conn.await {
             tracing::debug!(error = %e, "PodResources connection ended");
         }
     });
     // The authority is required by HTTP/2 and ignored by the kubelet.
-    let mut client = Grpc::with_origin(Http2(send), Uri::from_static("http://localhost"))
+    let client = Grpc::with_origin(Http2(send), Uri::from_static("http://localhost"))
         .max_decoding_message_size(MAX_MESSAGE);
+    Ok((client, driver))
+}
+
+/// What a failed `List` means.
+fn list_failure(socket: &Path, status: &tonic::Status) -> LookupFailure {
+    if status.code() == tonic::Code::Unavailable {
+        LookupFailure::Unreachable {
+            socket: socket.to_owned(),
+            cause: status.to_string(),
+        }
+    } else {
+        LookupFailure::Failed {
+            socket: socket.to_owned(),
+            cause: format!("List: {status}"),
+        }
+    }
+}
+
+async fn lookup(socket: &Path, namespace: &str, name: &str) -> Result<Allocations, LookupFailure> {
+    let (mut client, driver) = connect(socket).await?;
     let found = match get(&mut client, namespace, name).await {
         Ok(pod) => Ok(pod),
         Err(status) => {
             tracing::debug!(status = %status, "PodResources Get not served; asking List");
-            list(&mut client, namespace, name).await.map_err(|status| {
-                if status.code() == tonic::Code::Unavailable {
-                    LookupFailure::Unreachable {
-                        socket: socket.to_owned(),
-                        cause: status.to_string(),
-                    }
-                } else {
-                    failed(format!("List: {status}"))
-                }
-            })
+            list(&mut client, namespace, name)
+                .await
+                .map_err(|status| list_failure(socket, &status))
         }
     };
     driver.abort();
@@ -142,6 +185,14 @@ async fn list(
     namespace: &str,
     name: &str,
 ) -> Result<Option<api::PodResources>, tonic::Status> {
+    Ok(list_all(client)
+        .await?
+        .into_iter()
+        .find(|p| p.namespace == namespace && p.name == name))
+}
+
+/// `List`: every pod of the node.
+async fn list_all(client: &mut Client) -> Result<Vec<api::PodResources>, tonic::Status> {
     ready(client).await?;
     let codec: ProstCodec<api::ListPodResourcesRequest, api::ListPodResourcesResponse> =
         ProstCodec::default();
@@ -152,11 +203,7 @@ async fn list(
             codec,
         )
         .await?;
-    Ok(res
-        .into_inner()
-        .pod_resources
-        .into_iter()
-        .find(|p| p.namespace == namespace && p.name == name))
+    Ok(res.into_inner().pod_resources)
 }
 
 async fn ready(client: &mut Client) -> Result<(), tonic::Status> {
@@ -237,6 +284,19 @@ mod tests {
         let got = allocations(s.socket(), Duration::from_secs(5), "ns", "q").unwrap();
         assert_eq!(got.ids(R), ["vf-9"]);
         assert_eq!(s.calls(), ["Get ns/q", "List"]);
+    }
+
+    #[test]
+    fn list_pods_counts_what_list_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = server(dir.path());
+        assert_eq!(list_pods(s.socket(), Duration::from_secs(5)).unwrap(), 2);
+        assert_eq!(s.calls(), ["List"]);
+        let sock = dir.path().join("missing.sock");
+        assert!(matches!(
+            list_pods(&sock, Duration::from_secs(5)),
+            Err(LookupFailure::Unreachable { .. })
+        ));
     }
 
     #[test]

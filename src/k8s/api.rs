@@ -12,6 +12,14 @@
 //!   (needs only the `pods/status` permission, and cannot drop a concurrent writer's other
 //!   annotations), with the pod's UID as a precondition;
 //! - [`KubeApi::event`]: a best-effort Event; never fails the caller.
+//!
+//! and, for `plexus doctor` only (never on a CNI command's path):
+//! - [`KubeApi::server_version`]: `GET /version`, one cheap authenticated request that says
+//!   whether the API server is reachable and takes plexus's credentials;
+//! - [`KubeApi::all_nads`]: every NetworkAttachmentDefinition of every namespace (the `list`
+//!   permission plexus's ClusterRole grants);
+//! - [`KubeApi::find_pod`]: a pod's metadata from storage, `None` when it does not exist;
+//! - [`KubeApi::access_review`]: a SelfSubjectAccessReview: may plexus's identity do this?
 
 use std::collections::BTreeMap;
 
@@ -60,6 +68,48 @@ impl EventType {
     }
 }
 
+/// One permission, as a SelfSubjectAccessReview's `resourceAttributes` names it (cluster-wide:
+/// no namespace).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Access<'a> {
+    /// `get`, `patch`, `*`...
+    pub verb: &'a str,
+    /// The API group, `""` for the core group.
+    pub group: &'a str,
+    /// `pods`, `network-attachment-definitions`, `*`...
+    pub resource: &'a str,
+    /// `status`, or `""`.
+    pub subresource: &'a str,
+}
+
+impl Access<'_> {
+    /// `patch pods/status`, `get network-attachment-definitions.k8s.cni.cncf.io`: how
+    /// `kubectl auth can-i` spells it.
+    pub fn describe(&self) -> String {
+        let mut r = self.resource.to_owned();
+        if !self.group.is_empty() && self.group != "*" {
+            r = format!("{r}.{}", self.group);
+        }
+        if !self.subresource.is_empty() {
+            r = format!("{r}/{}", self.subresource);
+        }
+        format!("{} {r}", self.verb)
+    }
+}
+
+/// The API server's answer to an [`Access`] question.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    /// `status.reason`: which binding allowed it, or why not (often empty).
+    pub reason: String,
+}
+
+/// What a [`KubeApi`] answers for the calls it does not make.
+fn unsupported(call: &str) -> Error {
+    Error::Internal(format!("this Kubernetes client does not support {call}"))
+}
+
 /// The Kubernetes calls plexus makes.
 pub trait KubeApi {
     /// The pod's metadata. A missing pod is an error naming it. It may come from the API
@@ -86,6 +136,26 @@ pub trait KubeApi {
     fn set_pod_annotation(&self, pod: &PodMeta, key: &str, value: &str) -> Result<(), Error>;
     /// Records an Event about the pod; failures are logged, never returned.
     fn event(&self, pod: &PodMeta, kind: EventType, reason: &str, message: &str);
+
+    /// The API server's version (`GET /version`): one cheap request that needs working
+    /// credentials. For `plexus doctor`.
+    fn server_version(&self) -> Result<String, Error> {
+        Err(unsupported("reading the server version"))
+    }
+    /// Every NAD of every namespace, by namespace then name. For `plexus doctor`.
+    fn all_nads(&self) -> Result<Vec<Nad>, Error> {
+        Err(unsupported("listing NetworkAttachmentDefinitions"))
+    }
+    /// The pod's metadata as stored now (never from a cache), `None` when there is no such
+    /// pod. For `plexus doctor`.
+    fn find_pod(&self, _namespace: &str, _name: &str) -> Result<Option<PodMeta>, Error> {
+        Err(unsupported("looking pods up"))
+    }
+    /// Whether plexus's identity may do `access`, cluster-wide (a SelfSubjectAccessReview).
+    /// For `plexus doctor`.
+    fn access_review(&self, _access: &Access<'_>) -> Result<Decision, Error> {
+        Err(unsupported("SelfSubjectAccessReviews"))
+    }
 }
 
 /// A [`KubeApi`] for unit tests: NADs from a list, NAD reads recorded, optionally "down".

@@ -53,7 +53,8 @@
 //! Tokens and kubeconfig contents never reach a log or an error message. The kubeconfig and
 //! the `tokenFile` it names are checked before use ([`crate::perms::secret_file`]): owned by
 //! plexus's user or root, not writable by anyone else (refused), not readable by anyone else
-//! (set to 0600).
+//! (set to 0600). [`Client::new_read_only`], for `plexus doctor`, applies the same rules
+//! without changing a mode.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -63,15 +64,19 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+};
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{
-    Api, ApiResource, DynamicObject, GetParams, PartialObjectMeta, Patch, PatchParams, PostParams,
+    Api, ApiResource, DynamicObject, GetParams, ListParams, PartialObjectMeta, Patch, PatchParams,
+    PostParams,
 };
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::json;
 
-use super::api::{EventType, KubeApi, Nad, PodMeta};
+use super::api::{Access, Decision, EventType, KubeApi, Nad, PodMeta};
 use super::transport::{self, Multiplexed};
 use crate::cni::Error;
 
@@ -287,12 +292,23 @@ impl Client {
     /// Builds the client, or `None` when there is neither a kubeconfig nor an in-cluster
     /// environment.
     pub fn new(opts: &ClientOptions) -> Result<Option<Client>, Error> {
+        Self::build(opts, FileCheck::Enforce)
+    }
+
+    /// [`Client::new`] for the read-only commands (`plexus doctor`): the kubeconfig and token
+    /// files are checked by the same rules and refused alike, but a mode is never changed
+    /// ([`crate::perms::inspect_secret_file`]).
+    pub fn new_read_only(opts: &ClientOptions) -> Result<Option<Client>, Error> {
+        Self::build(opts, FileCheck::Inspect)
+    }
+
+    fn build(opts: &ClientOptions, check: FileCheck) -> Result<Option<Client>, Error> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| Error::io("starting the Kubernetes client runtime", e))?;
         let mut config = match &opts.kubeconfig {
-            Some(path) => rt.block_on(from_kubeconfig(path))?,
+            Some(path) => rt.block_on(from_kubeconfig(path, check))?,
             None if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() => {
                 kube::Config::incluster().map_err(|e| {
                     config_error(
@@ -439,10 +455,28 @@ fn refused(server: &str, what: &str, e: &kube::Error) -> Error {
     }
 }
 
-async fn from_kubeconfig(path: &Path) -> Result<kube::Config, Error> {
+/// How the kubeconfig and token files are checked before use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FileCheck {
+    /// [`crate::perms::secret_file`]: refused, or set to 0600 when others may read them.
+    Enforce,
+    /// [`crate::perms::inspect_secret_file`]: refused alike, never changed.
+    Inspect,
+}
+
+impl FileCheck {
+    fn apply(self, path: &Path, what: &str) -> Result<(), Error> {
+        match self {
+            FileCheck::Enforce => crate::perms::secret_file(path, what),
+            FileCheck::Inspect => crate::perms::inspect_secret_file(path, what).map(drop),
+        }
+    }
+}
+
+async fn from_kubeconfig(path: &Path, check: FileCheck) -> Result<kube::Config, Error> {
     // Who may change or read it first (see `crate::perms`): it names the server, the CA and the
     // token plexus uses as root on every node.
-    crate::perms::secret_file(path, "the kubeconfig")?;
+    check.apply(path, "the kubeconfig")?;
     let kc = read_kubeconfig(path)
         .map_err(|e| config_error(format!("cannot read the kubeconfig {}", path.display()), e))?;
     for token_file in kc
@@ -450,7 +484,7 @@ async fn from_kubeconfig(path: &Path) -> Result<kube::Config, Error> {
         .iter()
         .filter_map(|a| a.auth_info.as_ref()?.token_file.as_deref())
     {
-        crate::perms::secret_file(Path::new(token_file), "the token file of the kubeconfig")?;
+        check.apply(Path::new(token_file), "the token file of the kubeconfig")?;
     }
     kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
         .await
@@ -462,7 +496,7 @@ async fn from_kubeconfig(path: &Path) -> Result<kube::Config, Error> {
 /// (YAML, several documents, file references relative to the kubeconfig's directory). The
 /// result is the same; the difference is time on every ADD: a cold YAML parse of a one-cluster
 /// kubeconfig takes 0.25 to 0.6 ms on the benchmark VM, the JSON parse 0.03 to 0.1 ms.
-fn read_kubeconfig(path: &Path) -> Result<Kubeconfig, String> {
+pub fn read_kubeconfig(path: &Path) -> Result<Kubeconfig, String> {
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
         && let Ok(kc) = serde_json::from_slice::<Kubeconfig>(&bytes)
@@ -650,12 +684,7 @@ impl KubeApi for Client {
             self.prefetched_nads.take(namespace, name),
             |from| self.nad_read(namespace, name, from),
         )?;
-        Ok(found.map(|obj| Nad {
-            namespace: namespace.into(),
-            name: name.into(),
-            config: obj.data["spec"]["config"].as_str().unwrap_or("").to_owned(),
-            annotations: obj.metadata.annotations.unwrap_or_default(),
-        }))
+        Ok(found.map(|obj| nad_of(obj, namespace, name)))
     }
 
     fn set_pod_annotation(&self, pod: &PodMeta, key: &str, value: &str) -> Result<(), Error> {
@@ -722,6 +751,108 @@ impl KubeApi for Client {
         if !queued {
             tracing::warn!("event not recorded: the Kubernetes client thread is gone");
         }
+    }
+
+    fn server_version(&self) -> Result<String, Error> {
+        let client = self.client.clone();
+        let info = self.call(
+            "reading the server version".into(),
+            self.budget,
+            move || {
+                let client = client.clone();
+                async move { client.apiserver_version().await }
+            },
+        )?;
+        Ok(info.git_version)
+    }
+
+    fn all_nads(&self) -> Result<Vec<Nad>, Error> {
+        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &nad_resource());
+        let mut nads = Vec::new();
+        let mut next: Option<String> = None;
+        // Pages of 500, as kubectl asks, each within the call budget.
+        loop {
+            let mut params = ListParams::default().limit(LIST_PAGE);
+            if let Some(token) = &next {
+                params = params.continue_token(token);
+            }
+            let api = api.clone();
+            let page = self.call(
+                "listing NetworkAttachmentDefinitions in all namespaces".into(),
+                self.budget,
+                move || {
+                    let (api, params) = (api.clone(), params.clone());
+                    async move { api.list(&params).await }
+                },
+            )?;
+            nads.extend(page.items.into_iter().map(|obj| {
+                let namespace = obj.metadata.namespace.clone().unwrap_or_default();
+                let name = obj.metadata.name.clone().unwrap_or_default();
+                nad_of(obj, &namespace, &name)
+            }));
+            next = page.metadata.continue_.filter(|c| !c.is_empty());
+            if next.is_none() {
+                break;
+            }
+        }
+        nads.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        Ok(nads)
+    }
+
+    fn find_pod(&self, namespace: &str, name: &str) -> Result<Option<PodMeta>, Error> {
+        let found = self
+            .worker
+            .run(self.pod_read(namespace, name, Read::Latest))??;
+        Ok(found.map(|pod| PodMeta {
+            namespace: namespace.into(),
+            name: name.into(),
+            uid: pod.metadata.uid.unwrap_or_default(),
+            annotations: pod.metadata.annotations.unwrap_or_default(),
+        }))
+    }
+
+    fn access_review(&self, access: &Access<'_>) -> Result<Decision, Error> {
+        let some = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+        let review = SelfSubjectAccessReview {
+            spec: SelfSubjectAccessReviewSpec {
+                resource_attributes: Some(ResourceAttributes {
+                    verb: some(access.verb),
+                    group: Some(access.group.to_owned()),
+                    resource: some(access.resource),
+                    subresource: some(access.subresource),
+                    ..ResourceAttributes::default()
+                }),
+                ..SelfSubjectAccessReviewSpec::default()
+            },
+            ..SelfSubjectAccessReview::default()
+        };
+        let api: Api<SelfSubjectAccessReview> = Api::all(self.client.clone());
+        let answer = self.call(
+            format!("asking whether plexus may {}", access.describe()),
+            self.budget,
+            move || {
+                let (api, review) = (api.clone(), review.clone());
+                async move { api.create(&PostParams::default(), &review).await }
+            },
+        )?;
+        let status = answer.status.unwrap_or_default();
+        Ok(Decision {
+            allowed: status.allowed,
+            reason: status.reason.unwrap_or_default(),
+        })
+    }
+}
+
+/// Page size of [`KubeApi::all_nads`].
+const LIST_PAGE: u32 = 500;
+
+/// The parts of a NAD object plexus reads.
+fn nad_of(obj: DynamicObject, namespace: &str, name: &str) -> Nad {
+    Nad {
+        namespace: namespace.into(),
+        name: name.into(),
+        config: obj.data["spec"]["config"].as_str().unwrap_or("").to_owned(),
+        annotations: obj.metadata.annotations.unwrap_or_default(),
     }
 }
 

@@ -1,11 +1,12 @@
-//! The REST protocol: routing, authentication and the verbs on pods, NADs, events and
-//! (synthesized, read-only) namespaces.
+//! The REST protocol: routing, authentication, authorization ([`super::rbac`]) and the verbs
+//! on pods, NADs, events and (synthesized, read-only) namespaces, and SelfSubjectAccessReviews.
 
 use serde_json::{Value, json};
 
 use super::Shared;
 use super::discovery::{self, table};
 use super::patch::{json_patch, merge_patch, strategic_merge_patch};
+use super::rbac::{self, Attributes};
 use super::status::{ApiError, Details, success_body};
 use super::store::{Endpoint, Res, field_selector_matches, label_selector_matches};
 use super::util::{
@@ -105,6 +106,8 @@ pub(crate) enum Route {
         ns: String,
         name: String,
     },
+    /// `/apis/authorization.k8s.io/v1/selfsubjectaccessreviews`.
+    AccessReview,
     /// Anything else: 404.
     Unknown,
 }
@@ -123,6 +126,14 @@ pub(crate) fn route(path: &str, port: u16) -> Route {
     }
     let (group, rest) = match segs.as_slice() {
         ["healthz" | "livez" | "readyz"] => return Route::Health,
+        [
+            "apis",
+            discovery::AUTHORIZATION_GROUP,
+            "v1",
+            "selfsubjectaccessreviews",
+        ] => {
+            return Route::AccessReview;
+        }
         ["api", "v1", rest @ ..] => ("", rest),
         ["apis", g, "v1", rest @ ..] if discovery::known_group(g) => (*g, rest),
         _ => return Route::Unknown,
@@ -176,6 +187,7 @@ pub(crate) fn counter_key(req: &Request, route: &Route) -> String {
         Route::Collection { ep, .. } => format!("{} {}", collection_verb(), ep.res.plural()),
         Route::Item { ep, .. } => format!("{m} {}", ep.res.plural()),
         Route::Status { ep, .. } => format!("{m} {}/status", ep.res.plural()),
+        Route::AccessReview => format!("{m} selfsubjectaccessreviews"),
         Route::Unknown => format!("{m} unknown"),
     }
 }
@@ -198,7 +210,68 @@ pub(crate) fn handle(shared: &Shared, req: &Request, route: &Route) -> Response 
     if !authorized(shared, req) {
         return Response::error(&ApiError::unauthorized());
     }
+    if let Some((attrs, qualified)) = attributes(req, route) {
+        if lock(&shared.rbac).allows(&attrs).is_none() {
+            return Response::error(&rbac::forbidden(&attrs, &qualified));
+        }
+    }
     dispatch(shared, req, route).unwrap_or_else(|e| Response::error(&e))
+}
+
+/// What a resource request asks to do, as RBAC sees it, and the resource as a 403 names it;
+/// `None` for a non-resource request (always allowed, see [`super::rbac`]).
+fn attributes(req: &Request, route: &Route) -> Option<(Attributes, String)> {
+    let item_verb = || match req.method.as_str() {
+        "GET" if req.is_watch() => "watch",
+        "GET" | "HEAD" => "get",
+        "POST" => "create",
+        "PUT" => "update",
+        "PATCH" => "patch",
+        "DELETE" => "delete",
+        _ => "",
+    };
+    let collection_verb = || match req.method.as_str() {
+        "GET" if req.is_watch() => "watch",
+        "GET" | "HEAD" => "list",
+        "DELETE" => "deletecollection",
+        _ => item_verb(),
+    };
+    let of = |verb: &str, ep: Endpoint, sub: &str, ns: &str, name: &str| {
+        (
+            Attributes {
+                verb: verb.to_owned(),
+                group: ep.group.to_owned(),
+                resource: ep.res.plural().to_owned(),
+                subresource: sub.to_owned(),
+                name: name.to_owned(),
+                namespace: ns.to_owned(),
+            },
+            ep.qualified(),
+        )
+    };
+    let namespaces = |verb: &str, name: &str| {
+        (
+            Attributes {
+                verb: verb.to_owned(),
+                resource: "namespaces".into(),
+                name: name.to_owned(),
+                ..Attributes::default()
+            },
+            "namespaces".to_owned(),
+        )
+    };
+    Some(match route {
+        Route::Namespaces(None) => namespaces(collection_verb(), ""),
+        Route::Namespaces(Some(name)) => namespaces(item_verb(), name),
+        Route::Collection { ep, ns } => {
+            of(collection_verb(), *ep, "", ns.as_deref().unwrap_or(""), "")
+        }
+        Route::Item { ep, ns, name } => of(item_verb(), *ep, "", ns, name),
+        Route::Status { ep, ns, name } => of(item_verb(), *ep, "status", ns, name),
+        Route::Discovery(_) | Route::Health | Route::AccessReview | Route::Unknown => {
+            return None;
+        }
+    })
 }
 
 fn dispatch(shared: &Shared, req: &Request, route: &Route) -> Result<Response, ApiError> {
@@ -227,6 +300,10 @@ fn dispatch(shared: &Shared, req: &Request, route: &Route) -> Result<Response, A
         (Route::Item { ep, ns, name }, "PATCH") => patch(shared, req, *ep, ns, name, false),
         (Route::Status { ep, ns, name }, "PATCH") => patch(shared, req, *ep, ns, name, true),
         (Route::Item { ep, ns, name }, "DELETE") => delete(shared, req, *ep, ns, name),
+        (Route::AccessReview, "POST") => {
+            let review = rbac::review(&lock(&shared.rbac), &req.body)?;
+            Ok(Response::json(201, &review))
+        }
         (Route::Unknown, _) => Err(ApiError::unknown_path()),
         _ => Err(ApiError::method_not_allowed()),
     }

@@ -39,6 +39,9 @@ fn core_resources() -> Value {
     })
 }
 
+/// The group of `SelfSubjectAccessReview`.
+pub(crate) const AUTHORIZATION_GROUP: &str = "authorization.k8s.io";
+
 fn group(name: &str) -> Value {
     let gv = format!("{name}/v1");
     json!({
@@ -61,6 +64,11 @@ fn group_resources(name: &str) -> Option<Value> {
         EVENTS_GROUP => json!([{
             "name": "events", "singularName": "event", "namespaced": true, "kind": "Event",
             "verbs": verbs(CRUD), "shortNames": ["ev"]
+        }]),
+        AUTHORIZATION_GROUP => json!([{
+            "name": "selfsubjectaccessreviews", "singularName": "selfsubjectaccessreview",
+            "namespaced": false, "kind": "SelfSubjectAccessReview",
+            "verbs": verbs(&["create"])
         }]),
         _ => return None,
     };
@@ -102,9 +110,9 @@ pub(crate) fn document(segments: &[&str], port: u16) -> Option<Value> {
         ["apis"] => json!({
             "kind": "APIGroupList",
             "apiVersion": "v1",
-            "groups": [group(EVENTS_GROUP), group(NAD_GROUP)]
+            "groups": [group(AUTHORIZATION_GROUP), group(EVENTS_GROUP), group(NAD_GROUP)]
         }),
-        ["apis", g] if known_group(g) => {
+        ["apis", g] if known_group(g) || *g == AUTHORIZATION_GROUP => {
             let mut doc = group(g);
             let map = doc.as_object_mut().expect("an object");
             map.insert("kind".into(), json!("APIGroup"));

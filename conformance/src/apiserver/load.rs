@@ -9,8 +9,8 @@ use serde_json::Value;
 /// Kinds that `load_yaml_*` skips: the stand-in serves the NAD CRD and every namespace by
 /// construction, so manifests that install them load as no-ops; and the objects that install
 /// plexus itself (`examples/deploy/`: its service account, RBAC, DaemonSet and the admission
-/// policy for NADs) concern a real cluster only (the stand-in does no authorization and no
-/// admission, and runs no pods).
+/// policy for NADs) concern a real cluster only (the stand-in does no admission and runs no
+/// pods; its authorization rules are set with `ApiServer::set_rbac`, not loaded).
 const SKIPPED_KINDS: [&str; 8] = [
     "CustomResourceDefinition",
     "Namespace",

@@ -13,6 +13,7 @@
 //! | `/apis/k8s.cni.cncf.io/v1/namespaces/{ns}/network-attachment-definitions[/{name}]`, `/apis/k8s.cni.cncf.io/v1/network-attachment-definitions` | GET, LIST, POST, PUT, PATCH, DELETE |
 //! | `/api/v1/namespaces/{ns}/events[/{name}]`, `/apis/events.k8s.io/v1/namespaces/{ns}/events[/{name}]` | the same |
 //! | `/api/v1/namespaces[/{name}]` | GET, LIST (every namespace exists) |
+//! | `/apis/authorization.k8s.io/v1/selfsubjectaccessreviews` | POST (answered from the RBAC rules, see below) |
 //! | `/version`, `/api`, `/api/v1`, `/apis`, `/apis/{group}[/v1]` | discovery (legacy form) |
 //! | `/healthz`, `/livez`, `/readyz` | GET |
 //!
@@ -44,7 +45,14 @@
 //! * `Accept: application/json;as=Table;...` gets a server-side `Table` (what `kubectl get`
 //!   prints);
 //! * DELETE of a pod returns the pod (deleted at once: no graceful deletion), of anything else a
-//!   `Success` `Status`; DeleteOptions `preconditions` are checked.
+//!   `Success` `Status`; DeleteOptions `preconditions` are checked;
+//! * authorization: everything is allowed until [`ApiServer::set_rbac`] gives the stand-in a
+//!   ClusterRole's `rules` (bound to every caller); then a resource request they do not allow
+//!   gets the real 403 (`pods "x" is forbidden: User "..." cannot patch resource
+//!   "pods/status" in API group "" in the namespace "default"`), and a
+//!   `SelfSubjectAccessReview` (201, `status.allowed`, `status.reason`) answers from them as
+//!   RBAC does (see `rbac.rs`). Discovery, health and the reviews themselves are always
+//!   allowed, as the default cluster roles allow them.
 //!
 //! Not served: watches (`?watch=true` gets 405), server-side apply, deletecollection, OpenAPI
 //! (`/openapi/v2`, `/openapi/v3` are 404, which kubectl tolerates), protobuf (always JSON).
@@ -76,6 +84,7 @@ mod http;
 mod kubeconfig;
 mod load;
 mod patch;
+mod rbac;
 mod status;
 mod store;
 mod tls;
@@ -107,6 +116,7 @@ pub(crate) struct Shared {
     tokens: Mutex<Vec<String>>,
     faults: Mutex<Faults>,
     log: Mutex<Log>,
+    rbac: Mutex<rbac::Rbac>,
     port: u16,
     /// When the server started (RFC 3339): the synthesized namespaces' creationTimestamp.
     started: String,
@@ -170,6 +180,7 @@ impl ApiServer {
             tokens: Mutex::new(vec![token.clone()]),
             faults: Mutex::new(Faults::default()),
             log: Mutex::new(Log::default()),
+            rbac: Mutex::new(rbac::Rbac::default()),
             port,
             started: util::rfc3339(SystemTime::now()),
         });
@@ -407,6 +418,32 @@ impl ApiServer {
             .map_err(|e| format!("{}: {e}", path.display()))
     }
 
+    /// Authorizes every later request by `rules`, a ClusterRole's `rules` list (e.g.
+    /// `[{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]`), as if bound to every
+    /// caller by a ClusterRoleBinding: resource requests they do not allow get the real
+    /// server's 403, and SelfSubjectAccessReviews answer from them (see the module docs).
+    ///
+    /// # Panics
+    /// If `rules` is not a list of rules.
+    pub fn set_rbac(&self, rules: &Value) {
+        let rules = rbac::parse_rules(rules).unwrap_or_else(|e| panic!("set_rbac: {e}"));
+        *lock(&self.shared.rbac) = rbac::Rbac::Rules(rules);
+    }
+
+    /// [`ApiServer::set_rbac`] with the `rules` of the ClusterRole `name` of a multi-document
+    /// YAML manifest (e.g. `examples/deploy/rbac.yaml`, ClusterRole `plexus`).
+    pub fn set_rbac_from_yaml(&self, manifest: &str, name: &str) -> Result<(), String> {
+        let rules = rbac::cluster_role_rules(manifest, name)?;
+        let rules = rbac::parse_rules(&rules)?;
+        *lock(&self.shared.rbac) = rbac::Rbac::Rules(rules);
+        Ok(())
+    }
+
+    /// Allows every request again (the default).
+    pub fn allow_all(&self) {
+        *lock(&self.shared.rbac) = rbac::Rbac::AllowAll;
+    }
+
     /// `true`: the watch cache lags: reads of one object with `resourceVersion=0` (which the
     /// real server answers from that cache) see the objects as they are now, not what is
     /// stored, changed or deleted after; `false`: it catches up. Other reads always see the
@@ -471,7 +508,8 @@ impl ApiServer {
     /// How many requests arrived, by `"<VERB> <resource>[/<subresource>]"`: `GET` (one object),
     /// `LIST`, `WATCH`, `POST`, `PUT`, `PATCH`, `DELETE` and `pods`,
     /// `network-attachment-definitions`, `events`, `namespaces`, e.g. `"GET pods"`,
-    /// `"PATCH pods/status"`, `"LIST network-attachment-definitions"`. Discovery
+    /// `"PATCH pods/status"`, `"LIST network-attachment-definitions"`,
+    /// `"POST selfsubjectaccessreviews"`. Discovery
     /// (`/version`, `/api`, `/apis`, ...) counts as `"GET discovery"`, health checks as
     /// `"GET healthz"`, anything else as `"<METHOD> unknown"`. Every request counts, whatever it
     /// was answered (401, injected failure, 404...).
