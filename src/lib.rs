@@ -15,9 +15,13 @@
 //! - [`fault`]: named stop points for the crash tests (debug builds only);
 //! - [`txn`]: what a CNI command does for a pod (plan, journal, apply, undo);
 //! - [`install`]: `plexus install`, not a CNI command: what a DaemonSet pod runs to put the
-//!   binary, a kubeconfig and the node config on its node and keep them current.
+//!   binary, a kubeconfig and the node config on its node and keep them current;
+//! - [`commands`]: `plexus explain`, `plexus doctor`, `plexus ls`: read-only answers for the
+//!   node's operator (the plan ADD would run, what is wrong with the node, what the journal
+//!   holds).
 
 pub mod cni;
+pub mod commands;
 pub mod delegate;
 pub mod devices;
 pub mod fault;

@@ -1,7 +1,8 @@
 //! The `plexus` binary: read env + stdin, dispatch, print exactly one JSON document, exit.
 //!
-//! `plexus install …` (the only use with arguments: runtimes pass none to a CNI plugin) is the
-//! node installer instead, see [`plexus::install`]; it prints no JSON document.
+//! With arguments (runtimes pass none to a CNI plugin) it is not a CNI plugin: `plexus install
+//! …` is the node installer ([`plexus::install`]), `plexus explain|doctor|ls …` are the
+//! operator's read-only commands ([`plexus::commands`]).
 //!
 //! # No Rust runtime start-up
 //!
@@ -9,9 +10,8 @@
 //! runtime start-up, because that start-up costs every exec (twice per pod, and every VERSION
 //! probe) work plexus does not need: to place the main thread's stack-overflow guard it has
 //! glibc read and `sscanf` all of `/proc/self/maps`, and it installs a SIGSEGV handler and an
-//! alternate signal stack for the main thread and for every thread plexus starts. That was
-//! about a tenth of plexus's own CPU time per call in the profile. What plexus does need from
-//! it is done here: SIGPIPE is ignored (a delegate that closes its stdin early must be an
+//! alternate signal stack for the main thread and for every thread plexus starts. What plexus
+//! does need from it is done here: SIGPIPE is ignored (a delegate that closes its stdin early must be an
 //! `EPIPE` error, not the death of plexus), a closed stdin, stdout or stderr is reopened on
 //! `/dev/null` (so no file plexus opens can take their place), and stdout is flushed before
 //! exit. std's argument and environment access work without it (glibc hands them to std at
@@ -21,13 +21,10 @@
 //!
 //! # The heap, present at start
 //!
-//! The heap glibc set up before `main` (128 KiB, most of which an ADD or DEL uses) is made
-//! present with one `madvise(MADV_POPULATE_WRITE)` instead of a page fault per page. On the
-//! benchmark VM a fault costs 3 to 5 µs; this took 27 of about 110 faults off each ADD and DEL
-//! process (paired ADD+DEL overhead of the no-op 3-attachment cycle, alternating builds, 4 x 30
-//! cycles twice: 7.69 → 7.55 and 6.84 → 6.65 ms). Populating more (a heap grown to 384 KiB, 64
-//! KiB of stack) took 13 more faults off but made VERSION slower: on this VM a page the process
-//! never touches still costs its allocation.
+//! The heap glibc set up before `main` (most of which an ADD or DEL uses) is made present with
+//! one `madvise(MADV_POPULATE_WRITE)` instead of a page fault per page. Populating more than
+//! that (a larger heap, stack pages) made VERSION slower: a page the process never touches
+//! still costs its allocation.
 
 #![no_main]
 
@@ -115,9 +112,17 @@ const PAGE: usize = 4096;
 
 fn run() -> u8 {
     let mut args = std::env::args_os().skip(1);
-    if args.next().is_some_and(|a| a == "install") {
+    if let Some(first) = args.next() {
         let rest: Vec<_> = args.collect();
-        return plexus::install::main(&rest);
+        if first == "install" {
+            return plexus::install::main(&rest);
+        }
+        if let Some(name) = first
+            .to_str()
+            .filter(|n| plexus::commands::is_subcommand(n))
+        {
+            return plexus::commands::main(name, &rest);
+        }
     }
     std::panic::set_hook(Box::new(|info| {
         let e = Error::Internal(format!("plexus bug: {info}"));

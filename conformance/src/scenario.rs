@@ -388,8 +388,18 @@ pub fn run(path: &Path, repo: &Path, plexus: &Path, mode: Mode) -> Result<(), Ve
             p.netns.name(),
             annotation.split_whitespace().collect::<Vec<_>>().join(" ")
         ));
+        // What `plexus explain` says ADD will do, asked before it does it.
+        let explained = explain(plexus, &runtime, &p.sandbox);
         let out = runtime.add(&p.sandbox);
         p.added = out.ok;
+        match &explained {
+            Err(e) => r.fail(format!("plexus explain {key}: {e}")),
+            Ok(doc) => {
+                for f in explained_as_added(doc, &out, &p.sandbox) {
+                    r.fail(format!("plexus explain {key}: {f}"));
+                }
+            }
+        }
         match (&p.case.error, out.ok) {
             (None, true) => {
                 let expect = p.case.expect.as_ref();
@@ -500,6 +510,120 @@ pub fn run(path: &Path, repo: &Path, plexus: &Path, mode: Mode) -> Result<(), Ve
 
 /// Starts the PodResources stand-in and writes the device-information files; points the node
 /// config at both. Returns the server and the device-information directory.
+/// `plexus explain` of the sandbox's pod, as JSON, with the runtime's node config, CNI_PATH
+/// and container ID (it names the device-information copies).
+fn explain(plexus: &Path, runtime: &Runtime, sb: &Sandbox) -> Result<Value, String> {
+    let mut cmd = Command::new(plexus);
+    cmd.env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .arg("explain")
+        .arg(format!("{}/{}", sb.namespace, sb.name))
+        .arg("--conf")
+        .arg(runtime.conflist_path())
+        .arg("--cni-path")
+        .arg(format!(
+            "{}:{}",
+            runtime.bin_dir().display(),
+            crate::runtime::DEBIAN_PLUGINS
+        ))
+        .arg("--container-id")
+        .arg(&sb.container_id)
+        .args(["-o", "json"]);
+    let out = output_with_timeout(&mut cmd, b"", COMMAND_TIMEOUT)?;
+    let doc: Value = serde_json::from_slice(&out.stdout).map_err(|e| {
+        format!(
+            "stdout is not JSON ({e}): {}; stderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })?;
+    let problems = doc["problems"].as_array().map_or(0, Vec::len);
+    if out.status.code() != Some(u8::from(problems > 0).into()) {
+        return Err(format!(
+            "exit status {:?} with {problems} problem(s)",
+            out.status.code()
+        ));
+    }
+    Ok(doc)
+}
+
+/// What `plexus explain` said before the ADD against what the ADD did: after a successful ADD,
+/// no problem, and the journal's attachments are the plan's (networks, interface names, exact
+/// config bytes, runtime values) in its order; after a failed one, ADD's error is among the
+/// problems, or (a failure only running the plugins can show) names a plugin of the plan.
+fn explained_as_added(doc: &Value, add: &Outcome, sb: &Sandbox) -> Vec<String> {
+    let mut failures = vec![];
+    let problems: Vec<&str> = doc["problems"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let plan = doc["attachments"].as_array().cloned().unwrap_or_default();
+    if !add.ok {
+        let msg = add.json()["msg"].as_str().unwrap_or_default().to_owned();
+        let named_plugin = plan.iter().any(|a| {
+            a["plugins"].as_array().into_iter().flatten().any(|p| {
+                msg.starts_with(&format!(
+                    "delegate plugin {:?} for network {:?}",
+                    p["type"].as_str().unwrap_or(""),
+                    a["network"].as_str().unwrap_or("")
+                ))
+            })
+        });
+        let explained = problems.contains(&msg.as_str()) || (problems.is_empty() && named_plugin);
+        if !explained {
+            failures.push(format!(
+                "ADD failed with {msg:?}, which is not among its problems {problems:?}"
+            ));
+        }
+        return failures;
+    }
+    if !problems.is_empty() {
+        failures.push(format!(
+            "ADD succeeded, but it listed problems {problems:?}"
+        ));
+    }
+    let path = Path::new(STATE_DIR).join(format!("{}:eth0.json", sb.container_id));
+    let journal: Value = match std::fs::read(&path)
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+    {
+        Ok(j) => j,
+        Err(e) => {
+            failures.push(format!("reading the journal {}: {e}", path.display()));
+            return failures;
+        }
+    };
+    let done = journal["attachments"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if done.len() != plan.len() {
+        failures.push(format!(
+            "it planned {} attachments, ADD made {}",
+            plan.len(),
+            done.len()
+        ));
+    }
+    for (i, (want, got)) in plan.iter().zip(&done).enumerate() {
+        for (ours, theirs) in [
+            ("network", "network"),
+            ("interface", "ifname"),
+            ("config", "config"),
+            ("runtimeConfig", "runtimeConfig"),
+        ] {
+            if want[ours] != got[theirs] {
+                failures.push(format!(
+                    "attachment {i}: it said {ours} {}, ADD's journal has {}",
+                    want[ours], got[theirs]
+                ));
+            }
+        }
+    }
+    failures
+}
+
 fn start_kubelet(
     k: &Kubelet,
     work: &Path,

@@ -329,6 +329,20 @@ fn runtime_config_for(plugin: &PluginConf, runtime: &Map<String, Value>) -> Map<
         .collect()
 }
 
+/// The exact stdin of plugin `index` of `net` on ADD, without the `prevResult` the plugins
+/// after the first get from the one before: what `plexus explain --config` shows.
+pub fn add_stdin(
+    net: &NetworkConfig,
+    index: usize,
+    runtime: &Map<String, Value>,
+) -> Result<Vec<u8>, Error> {
+    let inject = Inject {
+        prev_result: None,
+        extra: None,
+    };
+    plugin_config(net, index, &inject, runtime)
+}
+
 /// The exact stdin bytes of plugin `index` of `net` (see the module docs for the rules).
 fn plugin_config(
     net: &NetworkConfig,

@@ -104,13 +104,21 @@ pub fn is_config_name(name: &str) -> bool {
 /// The names of `dir`'s candidate config files, lexically ordered, without plexus's own
 /// output and without what is not a regular file.
 pub fn candidates(dir: &Path) -> io::Result<Vec<String>> {
+    let mut names = config_files(dir)?;
+    names.retain(|n| n != OUTPUT_NAME);
+    Ok(names)
+}
+
+/// The names of every config file of `dir` a runtime would consider, in the order it loads
+/// them (byte order), plexus's own included; what is not a regular file is left out.
+pub fn config_files(dir: &Path) -> io::Result<Vec<String>> {
     let mut names = Vec::new();
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
         let Ok(name) = entry.file_name().into_string() else {
             continue;
         };
-        if name == OUTPUT_NAME || !is_config_name(&name) {
+        if !is_config_name(&name) {
             continue;
         }
         // Follows symlinks: a link to a regular file is a config, as for the runtime.

@@ -403,7 +403,11 @@ pub(crate) fn inputs(
 /// The plugin-type rules of [`policy`] for every network of the pod, before anything runs;
 /// every refused network is named at once. (DEL without a journal does not ask: it runs
 /// what it can, and a refused plugin is refused again when it would be run.)
-fn check_types(node: &NodeConfig, pod: Option<&PodMeta>, inputs: &Inputs) -> Result<(), Error> {
+pub(crate) fn check_types(
+    node: &NodeConfig,
+    pod: Option<&PodMeta>,
+    inputs: &Inputs,
+) -> Result<(), Error> {
     let cluster = if inputs.cluster_from_pod {
         Source::Pod
     } else {
@@ -431,7 +435,7 @@ fn check_types(node: &NodeConfig, pod: Option<&PodMeta>, inputs: &Inputs) -> Res
 
 /// An API failure while resolving a pod's networks, with the pod named (the API's own message
 /// names the object it was reading).
-fn for_pod(pod: &PodMeta, e: Error) -> Error {
+pub(crate) fn for_pod(pod: &PodMeta, e: Error) -> Error {
     match e {
         Error::Kubernetes {
             msg,

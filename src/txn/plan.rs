@@ -87,7 +87,21 @@ const CAPABILITIES: [(&str, &str); 5] = [
 ];
 
 /// Builds the attachments. `existing` are the interface names already in the pod's namespace.
+/// The first problem [`plan_all`] finds is the error.
 pub fn plan(inputs: Inputs, existing: &[String]) -> Result<Vec<Attachment>, Error> {
+    let (atts, mut problems) = plan_all(inputs, existing);
+    if problems.is_empty() {
+        Ok(atts)
+    } else {
+        Err(problems.remove(0))
+    }
+}
+
+/// Builds the attachments, and every reason to refuse them (a missing capability per element,
+/// each clash of interface names), in the order [`plan`] meets them: what `plexus explain`
+/// shows. An element whose `cni-args` cannot be merged keeps its config as it is.
+pub fn plan_all(inputs: Inputs, existing: &[String]) -> (Vec<Attachment>, Vec<Error>) {
+    let mut problems = Vec::new();
     let mut out = Vec::with_capacity(1 + inputs.defaults.len() + inputs.selected.len());
     out.push(Attachment {
         network: status_name(&inputs.cluster),
@@ -115,9 +129,15 @@ pub fn plan(inputs: Inputs, existing: &[String]) -> Result<Vec<Attachment>, Erro
     for s in inputs.selected {
         let i = out.len();
         let network = s.network.key();
-        check_capabilities(&network, &s.network.config, &s.selection)?;
+        if let Err(e) = check_capabilities(&network, &s.network.config, &s.selection) {
+            problems.push(e);
+        }
         let config = match &s.selection.cni_args {
-            Some(args) if !args.is_empty() => merge_cni_args(&s.network.config, args)?,
+            Some(args) if !args.is_empty() => merge_cni_args(&s.network.config, args)
+                .unwrap_or_else(|e| {
+                    problems.push(e);
+                    s.network.config.clone()
+                }),
             _ => s.network.config.clone(),
         };
         out.push(Attachment {
@@ -135,8 +155,8 @@ pub fn plan(inputs: Inputs, existing: &[String]) -> Result<Vec<Attachment>, Erro
             device: None,
         });
     }
-    check_names(&out, existing)?;
-    Ok(out)
+    problems.extend(name_problems(&out, existing));
+    (out, problems)
 }
 
 /// What [`devices::assign`] needs of each attachment, in order. The `deviceID` an element
@@ -180,10 +200,12 @@ pub(crate) fn status_name(n: &ResolvedNetwork) -> String {
     }
 }
 
-fn check_names(atts: &[Attachment], existing: &[String]) -> Result<(), Error> {
+/// Every clash of interface names: two attachments with one name, a name already in the pod.
+fn name_problems(atts: &[Attachment], existing: &[String]) -> Vec<Error> {
+    let mut problems = Vec::new();
     for (i, a) in atts.iter().enumerate() {
         if let Some(first) = atts[..i].iter().find(|b| b.ifname == a.ifname) {
-            return Err(Error::invalid_config(
+            problems.push(Error::invalid_config(
                 format!(
                     "networks {} and {} would both be interface {:?} in the pod",
                     first.network, a.network, a.ifname
@@ -192,7 +214,7 @@ fn check_names(atts: &[Attachment], existing: &[String]) -> Result<(), Error> {
             ));
         }
         if existing.contains(&a.ifname) {
-            return Err(Error::invalid_config(
+            problems.push(Error::invalid_config(
                 format!(
                     "network {}: interface {:?} already exists in the pod's network namespace",
                     a.network, a.ifname
@@ -201,7 +223,7 @@ fn check_names(atts: &[Attachment], existing: &[String]) -> Result<(), Error> {
             ));
         }
     }
-    Ok(())
+    problems
 }
 
 fn check_capabilities(
