@@ -4,7 +4,7 @@
 //! - [`api`]: the seam, the few calls plexus makes ([`api::KubeApi`]);
 //! - [`client`]: the real implementation on `kube`, bounded and retried;
 //! - [`transport`]: its HTTPS stack, HTTP/2 when the server offers it;
-//! - [`events`]: the `AddedInterface` / `NoNetworkFound` Events (best-effort);
+//! - [`events`]: the `AddedInterface` / `AddFailed` Events (best-effort);
 //! - [`pod`]: which pod a call is for, its lookup and the UID rule;
 //! - [`nad`]: NAD lookup, config resolution (inline or on disk), namespace isolation;
 //! - [`networks`]: a pod's selected networks, resolved (annotation → isolation → NADs);

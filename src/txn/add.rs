@@ -16,7 +16,7 @@
 //!    known, so that the plan's own flush in step 2 commits nothing of the file system's).
 //! 2. Write the journal (every attachment `Planned`, with its exact
 //!    delegate config bytes). A journal left by an earlier ADD that crashed is torn down first.
-//!    The write and its disk flushes (0.1 to 2 ms on the benchmark VMs) run on a thread of their
+//!    The write and its disk flushes run on a thread of their
 //!    own while the ADD thread starts the first delegates' processes ([`Ctx::expect_runs`],
 //!    [`crate::delegate::ahead`]), and the first is given its config, the only input that
 //!    tells it what to do, once the journal can no longer be lost: durable, or on ext4, XFS
@@ -36,11 +36,15 @@
 //!    per attachment.
 //! 4. Move the pod's default route when an element asks for `default-route`.
 //! 5. Write network-status (one merge patch on `pods/status`, each attachment's
-//!    `device-info` included). The best-effort
-//!    `AddedInterface` Events are queued in step 3, one per interface right after its delegate
-//!    (as Multus does), and recorded while the next delegates run.
-//! 6. Mark the journal `Added` and return the cluster network's result in the node config's
-//!    version.
+//!    `device-info` included).
+//! 6. Mark the journal `Added`, queue the best-effort `AddedInterface` Events (one per
+//!    interface, as Multus; only now, so that a pod whose ADD rolls back never shows
+//!    interfaces it did not keep), and return the cluster network's result in the node
+//!    config's version.
+//!
+//! A failed ADD of a known pod records one Warning Event, `AddFailed`, with the error (which
+//! names the network and the delegate) and what became of the attachments: nothing was
+//! attached, everything was rolled back, or what the rollback left for the runtime's DEL.
 //!
 //! Any failure after the journal is written (a delegate, the route, the status write, a
 //! journal write) rolls back every started attachment, last first (see
@@ -113,8 +117,37 @@ pub fn add(ctx: &Ctx<'_>) -> Result<Value, Error> {
         (Some(api), Some(r)) => Some(pod::find(api, &r, &ctx.node.runtime_config, Command::Add)?),
         _ => None,
     };
-    let inputs = inputs(ctx, api, pod.as_ref())?;
-    check_types(node, pod.as_ref(), &inputs)?;
+    let mut undone = None;
+    let outcome = add_for(
+        ctx,
+        api,
+        pod.as_ref(),
+        reservation,
+        listing,
+        &netns,
+        &mut undone,
+    );
+    if let (Err(e), Some(api), Some(pod)) = (&outcome, api, &pod) {
+        events::add_failed(api, pod, e, undone.as_ref());
+    }
+    outcome
+}
+
+/// ADD once the pod is known (under the container's lock): steps 1 (from the networks on)
+/// to 6. `undone` is set to the rollback's outcome when there was one.
+fn add_for(
+    ctx: &Ctx<'_>,
+    api: Option<&dyn KubeApi>,
+    pod: Option<&PodMeta>,
+    reservation: Reservation,
+    listing: netns::InNetns<Vec<String>>,
+    netns: &str,
+    undone: &mut Option<Result<(), Error>>,
+) -> Result<Value, Error> {
+    let env = ctx.env;
+    let node = ctx.node;
+    let inputs = inputs(ctx, api, pod)?;
+    check_types(node, pod, &inputs)?;
     let existing = listing.wait()?;
     let mut atts = plan::plan(inputs, &existing)?;
     let pod_ref = ctx.pod_ref();
@@ -137,13 +170,13 @@ pub fn add(ctx: &Ctx<'_>) -> Result<Value, Error> {
                 &a.network,
                 &a.ifname,
                 &a.runtime_config,
-                Some(netns.clone()),
+                Some(netns.to_owned()),
             )
         })
         .collect();
 
-    let had_journal = clear_leftovers(ctx, &netns)?;
-    let mut j = journal(ctx, &netns, &atts)?;
+    let had_journal = clear_leftovers(ctx, netns)?;
+    let mut j = journal(ctx, netns, &atts)?;
     let started = RefCell::new(Vec::new());
     let outcome = std::thread::scope(|scope| {
         let plan = Plan::start(scope, ctx.state, j.clone(), reservation, !had_journal);
@@ -170,8 +203,8 @@ pub fn add(ctx: &Ctx<'_>) -> Result<Value, Error> {
             &mut j,
             &atts,
             &invs,
-            &netns,
-            api.zip(pod.as_ref()),
+            netns,
+            api.zip(pod),
         );
         match plan.settle() {
             Ok(()) => Ok(outcome),
@@ -186,7 +219,7 @@ pub fn add(ctx: &Ctx<'_>) -> Result<Value, Error> {
         Err(e) => {
             tracing::warn!(error = %e, "ADD failed; rolling back every started attachment");
             j.delegates = started.into_inner();
-            rollback(ctx, &mut j, &netns);
+            *undone = Some(rollback(ctx, &mut j, netns));
             Err(e)
         }
     }
@@ -215,7 +248,7 @@ fn record_delegate(
 
 /// The plan (step 2), saved once, on a thread of its own started as soon as the journal is
 /// made, into the file made for it ahead when there is one (the [`Reservation`], waited for
-/// there): its disk flushes (0.1 to 2 ms, more on a busy disk) overlap with the start of the
+/// there): its disk flushes overlap with the start of the
 /// delegates' processes on the ADD thread. The first delegate's gate waits until the plan can
 /// no longer be lost ([`Plan::safe`]), so that delegate is given its config only then: when
 /// the attachment had no journal before, that is once the temp file is flushed and renamed,
@@ -543,11 +576,6 @@ fn apply(
         ctx.state.save_progress(j)?;
         fault::stop_at_indexed("add", i, ":recorded");
         let entries = status::entries(&att.network, &res, att.is_default, att.device_info())?;
-        if let Some((api, pod)) = pod {
-            // Queued: recorded while the next delegate runs (as Multus, one per interface,
-            // right after its delegate).
-            events::added_interfaces(api, pod, &entries);
-        }
         entries_per_att.push(entries);
         results.push(res);
     }
@@ -574,6 +602,11 @@ fn apply(
     // everything down, just without the strict rule.
     ctx.state.save_progress(j)?;
     fault::stop_at("add:done");
+    if let Some((api, pod)) = pod {
+        // Only now, with every attachment committed: one per interface, as Multus. Queued;
+        // the process waits (bounded) for them when it ends.
+        events::added_interfaces(api, pod, &entries);
+    }
     let mut cluster = results
         .first()
         .cloned()
@@ -681,7 +714,7 @@ fn drop_default_routes(res: &mut Value, gws: &[IpAddr]) {
 
 /// Undoes a failed ADD: when everything is undone the journal is replaced by a rollback
 /// marker; otherwise it keeps what could not be undone, for the runtime's DEL.
-fn rollback(ctx: &Ctx<'_>, j: &mut Journal, netns: &str) {
+fn rollback(ctx: &Ctx<'_>, j: &mut Journal, netns: &str) -> Result<(), Error> {
     match teardown(ctx, j, Some(netns.to_owned()), false) {
         Ok(()) => {
             fault::stop_at("add:rolled-back");
@@ -690,11 +723,15 @@ fn rollback(ctx: &Ctx<'_>, j: &mut Journal, netns: &str) {
                 let _ = ctx.state.remove(&j.container_id, &j.ifname);
             }
             fault::stop_at("add:marked");
+            Ok(())
         }
-        Err(e) => tracing::error!(
-            error = %e,
-            "rollback left attachments behind; they stay in the journal for the runtime's DEL"
-        ),
+        Err(e) => {
+            tracing::error!(
+                error = %e,
+                "rollback left attachments behind; they stay in the journal for the runtime's DEL"
+            );
+            Err(e)
+        }
     }
 }
 
