@@ -209,7 +209,7 @@ impl Worker {
         F: Future<Output = ()> + Send + 'static,
     {
         // Counted until it has run to its end; one that never does (the thread gone) keeps
-        // `drop` waiting, as before, within its bound.
+        // `drop` waiting, within its bound.
         self.unfinished.fetch_add(1, Ordering::SeqCst);
         let unfinished = self.unfinished.clone();
         let job: Job = Box::new(move || {
@@ -265,9 +265,8 @@ impl Drop for Worker {
         self.jobs = None;
         // Nothing left to deliver: the thread ends on its own (and with the process), so
         // waiting for it would only add its wake-up and the connection's closing handshake to
-        // the call (from the last thread's exit to the runtime's reaping of an ADD: 0.71 →
-        // 0.36 ms on the benchmark VM; see the README's Benchmarks). A job that just answered
-        // its caller may not have counted itself finished yet: then this waits as before.
+        // the call. A job that just answered its caller may not have counted itself finished
+        // yet: then this waits for the thread, within the bound.
         if self.unfinished.load(Ordering::SeqCst) == 0 {
             return;
         }
@@ -495,7 +494,7 @@ async fn from_kubeconfig(path: &Path, check: FileCheck) -> Result<kube::Config, 
 /// references are all absolute is parsed as JSON; anything else goes through kube's reader
 /// (YAML, several documents, file references relative to the kubeconfig's directory). The
 /// result is the same; the difference is time on every ADD: a cold YAML parse of a one-cluster
-/// kubeconfig takes 0.25 to 0.6 ms on the benchmark VM, the JSON parse 0.03 to 0.1 ms.
+/// kubeconfig costs several times the JSON parse (docs/benchmarks.md, changelog).
 pub fn read_kubeconfig(path: &Path) -> Result<Kubeconfig, String> {
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
