@@ -25,12 +25,10 @@
 //! that nothing races for a second connection. A job queued while the connection is still
 //! being made waits for its protocol first, so the first requests of a run are concurrent
 //! too. Reads and writes wait for their answer; Events do not: they are queued and the caller
-//! goes on (ADD runs the next delegate while the previous attachment's `AddedInterface` event
-//! is being recorded, and the last one is recorded while the status is written). Dropping the
-//! [`Client`] closes the queue and waits, at most [`FLUSH_BOUND`], for the queued Events; when
-//! every queued job has already finished (the usual end of an ADD: the last Event is answered
-//! together with the status patch) it does not wait for the thread at all, and the process
-//! ends with it.
+//! goes on (ADD queues its `AddedInterface` Events once it has committed, concurrently on
+//! HTTP/2). Dropping the [`Client`] closes the queue and waits, at most [`FLUSH_BOUND`], until
+//! every queued Event has been answered, and not for the thread itself to end (its wake-up and
+//! the connection's closing handshake): the process ends with it.
 //!
 //! ADD's pod read can be started early ([`KubeApi::prefetch_pod`], called before the journal
 //! directory is opened): it is queued like any call, with the same retries and budget, and the
@@ -60,8 +58,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::authorization::v1::{
@@ -164,16 +161,13 @@ type Job = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
 /// is multiplexed (HTTP/2), else one after the other.
 struct Worker {
     jobs: Option<tokio::sync::mpsc::UnboundedSender<Job>>,
-    /// Jobs queued and not finished yet.
-    unfinished: Arc<AtomicUsize>,
-    /// Disconnected when the thread has finished every queued job.
-    done: mpsc::Receiver<()>,
+    /// Jobs queued and not finished yet, signalled each time one finishes.
+    unfinished: Arc<(Mutex<usize>, Condvar)>,
 }
 
 impl Worker {
     fn start(rt: tokio::runtime::Runtime, multiplexed: Multiplexed) -> Result<Worker, Error> {
         let (jobs, mut queue) = tokio::sync::mpsc::unbounded_channel::<Job>();
-        let (done_tx, done) = mpsc::channel::<()>();
         std::thread::Builder::new()
             .name("plexus-api".into())
             .spawn(move || {
@@ -193,13 +187,11 @@ impl Worker {
                     }
                     while running.join_next().await.is_some() {}
                 });
-                drop(done_tx);
             })
             .map_err(|e| Error::io("starting the Kubernetes client thread", e))?;
         Ok(Worker {
             jobs: Some(jobs),
-            unfinished: Arc::new(AtomicUsize::new(0)),
-            done,
+            unfinished: Arc::new((Mutex::new(0), Condvar::new())),
         })
     }
 
@@ -210,17 +202,17 @@ impl Worker {
     {
         // Counted until it has run to its end; one that never does (the thread gone) keeps
         // `drop` waiting, within its bound.
-        self.unfinished.fetch_add(1, Ordering::SeqCst);
+        count(&self.unfinished, 1);
         let unfinished = self.unfinished.clone();
         let job: Job = Box::new(move || {
             Box::pin(async move {
                 fut.await;
-                unfinished.fetch_sub(1, Ordering::SeqCst);
+                count(&unfinished, -1);
             })
         });
         let queued = self.jobs.as_ref().is_some_and(|q| q.send(job).is_ok());
         if !queued {
-            self.unfinished.fetch_sub(1, Ordering::SeqCst);
+            count(&self.unfinished, -1);
         }
         queued
     }
@@ -259,18 +251,25 @@ fn answer<T>(rx: mpsc::Receiver<T>) -> Result<T, Error> {
         .map_err(|_| Error::Internal("the Kubernetes client thread stopped".into()))
 }
 
+/// Adds `by` to the count of unfinished jobs and wakes whoever waits for it.
+fn count(unfinished: &(Mutex<usize>, Condvar), by: isize) {
+    let (n, changed) = unfinished;
+    let mut n = n.lock().unwrap_or_else(|p| p.into_inner());
+    *n = n.saturating_add_signed(by);
+    changed.notify_all();
+}
+
 impl Drop for Worker {
     fn drop(&mut self) {
         // Closing the queue ends the thread once the jobs already queued (Events) are done.
         self.jobs = None;
-        // Nothing left to deliver: the thread ends on its own (and with the process), so
-        // waiting for it would only add its wake-up and the connection's closing handshake to
-        // the call. A job that just answered its caller may not have counted itself finished
-        // yet: then this waits for the thread, within the bound.
-        if self.unfinished.load(Ordering::SeqCst) == 0 {
-            return;
-        }
-        if let Err(mpsc::RecvTimeoutError::Timeout) = self.done.recv_timeout(FLUSH_BOUND) {
+        // Waits, within its bound, until every queued job (the Events) has been answered, and
+        // no longer: not for the thread to end, which would add its wake-up and the
+        // connection's closing handshake to the call; the thread ends with the process.
+        let (n, changed) = &*self.unfinished;
+        let n = n.lock().unwrap_or_else(|p| p.into_inner());
+        let waited = changed.wait_timeout_while(n, FLUSH_BOUND, |n| *n > 0);
+        if waited.is_ok_and(|(_, w)| w.timed_out()) {
             tracing::warn!(
                 bound_ms = FLUSH_BOUND.as_millis() as u64,
                 "queued Kubernetes requests (Events, an unused pod prefetch) not finished in time; not waiting for them"
@@ -899,13 +898,14 @@ mod tests {
             let _ = held.await;
             let _ = ran_tx.send(());
         }));
-        assert_eq!(w.unfinished.load(Ordering::SeqCst), 1);
+        let unfinished = || *w.unfinished.0.lock().unwrap();
+        assert_eq!(unfinished(), 1);
         release.send(()).unwrap();
         ran.recv_timeout(Duration::from_secs(5))
             .expect("the job ran");
         // It counts itself finished right after its last step.
         let deadline = Instant::now() + Duration::from_secs(5);
-        while w.unfinished.load(Ordering::SeqCst) != 0 {
+        while unfinished() != 0 {
             assert!(
                 Instant::now() < deadline,
                 "a job that ran still counts as unfinished"
@@ -922,11 +922,11 @@ mod tests {
         let flag = delivered.clone();
         assert!(w.submit(async move {
             tokio::time::sleep(Duration::from_millis(50)).await;
-            flag.store(true, Ordering::SeqCst);
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
         }));
         drop(w);
         assert!(
-            delivered.load(Ordering::SeqCst),
+            delivered.load(std::sync::atomic::Ordering::SeqCst),
             "drop did not wait for the job"
         );
     }
