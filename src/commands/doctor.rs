@@ -1076,17 +1076,7 @@ fn api_checks(f: &mut Findings, node: &NodeConfig, api: &Api) {
         }
     }
     if denied == 0 {
-        f.ok(
-            CHECK,
-            format!(
-                "plexus may {}",
-                NEEDED
-                    .iter()
-                    .map(Access::describe)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        );
+        f.ok(CHECK, format!("plexus may {}", describe_all(NEEDED)));
     }
     let mut broader = 0;
     for a in BROADER {
@@ -1123,17 +1113,22 @@ fn api_checks(f: &mut Findings, node: &NodeConfig, api: &Api) {
             CHECK,
             format!(
                 "nothing broader than needed: plexus may not {}",
-                BROADER
-                    .iter()
-                    .map(Access::describe)
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                describe_all(BROADER)
             ),
         );
     }
 }
 
 /// Check 6.
+/// `get pods, patch pods/status, ...`.
+fn describe_all(accesses: &[Access<'_>]) -> String {
+    accesses
+        .iter()
+        .map(Access::describe)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn readiness(f: &mut Findings, node: &NodeConfig) {
     const CHECK: &str = "readiness indicator";
     match &node.readiness_file {

@@ -60,17 +60,8 @@ fn parse(rest: &[String]) -> Result<Args, Usage> {
     let mut container_id = "<container-id>".to_owned();
     let mut it = rest.iter();
     while let Some(a) = it.next() {
-        let (flag, inline) = match a.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_owned())),
-            _ => (a.as_str(), None),
-        };
-        let mut value = |name: &str| {
-            inline
-                .clone()
-                .or_else(|| it.next().cloned())
-                .filter(|v| !v.is_empty())
-                .ok_or_else(|| Usage(format!("{name} needs a value")))
-        };
+        let (flag, inline) = super::split_flag(a);
+        let mut value = |name: &str| super::flag_value(inline, &mut it, name);
         match flag {
             "--config" => configs = true,
             "--ifname" => ifname = value("--ifname")?,
@@ -222,17 +213,8 @@ fn inputs(
         defaults.clear();
     }
     let selected = selected(api, pod, node, problems);
-    let total = 1 + defaults.len() + selected.len();
-    if total > networks::MAX_ATTACHMENTS {
-        problems.push(networks::over_limit(
-            pod,
-            format!(
-                "the cluster network, {} defaultNetworks and {} selected networks make {total} attachments",
-                defaults.len(),
-                selected.len()
-            ),
-            &format!("{} attachments", networks::MAX_ATTACHMENTS),
-        ));
+    if let Err(e) = networks::check_total(pod, defaults.len(), selected.len()) {
+        problems.push(e);
     }
     let mut runtime_config = node.runtime_config.clone();
     runtime_config.remove(RUNTIME_ANNOTATIONS);

@@ -72,17 +72,8 @@ impl Common {
         };
         let mut it = args.iter();
         while let Some(arg) = it.next() {
-            let (flag, inline) = match arg.split_once('=') {
-                Some((f, v)) if f.starts_with('-') => (f, Some(v.to_owned())),
-                _ => (arg.as_str(), None),
-            };
-            let mut value = |name: &str| -> Result<String, Usage> {
-                inline
-                    .clone()
-                    .or_else(|| it.next().cloned())
-                    .filter(|v| !v.is_empty())
-                    .ok_or_else(|| Usage(format!("{name} needs a value")))
-            };
+            let (flag, inline) = split_flag(arg);
+            let mut value = |name: &str| flag_value(inline, &mut it, name);
             match flag {
                 "--conf" => c.conf = Some(PathBuf::from(value("--conf")?)),
                 "--conf-dir" => c.conf_dir = PathBuf::from(value("--conf-dir")?),
@@ -129,6 +120,27 @@ impl Common {
         );
         dirs
     }
+}
+
+/// `--flag=value` as (`--flag`, `Some("value")`); anything else as (`arg`, `None`).
+pub(crate) fn split_flag(arg: &str) -> (&str, Option<&str>) {
+    match arg.split_once('=') {
+        Some((f, v)) if f.starts_with('-') => (f, Some(v)),
+        _ => (arg, None),
+    }
+}
+
+/// The value of flag `name`: the one after `=`, else the next argument; never empty.
+pub(crate) fn flag_value(
+    inline: Option<&str>,
+    rest: &mut std::slice::Iter<'_, String>,
+    name: &str,
+) -> Result<String, Usage> {
+    inline
+        .map(str::to_owned)
+        .or_else(|| rest.next().cloned())
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| Usage(format!("{name} needs a value")))
 }
 
 /// The first config in `dir`, in the order runtimes load them (byte order of the names of

@@ -48,13 +48,7 @@ pub fn allocations(
     namespace: &str,
     name: &str,
 ) -> Result<Allocations, LookupFailure> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| LookupFailure::Failed {
-            socket: socket.to_owned(),
-            cause: format!("cannot start the client runtime: {e}"),
-        })?;
+    let rt = runtime(socket)?;
     rt.block_on(async {
         match tokio::time::timeout(timeout, lookup(socket, namespace, name)).await {
             Ok(found) => found,
@@ -68,16 +62,21 @@ pub fn allocations(
 
 type Client = Grpc<Http2>;
 
-/// The number of pods the kubelet at `socket` answers `List` with, within `timeout`: whether
-/// its PodResources API serves at all (what `plexus doctor` asks; ADD uses [`allocations`]).
-pub fn list_pods(socket: &Path, timeout: Duration) -> Result<usize, LookupFailure> {
-    let rt = tokio::runtime::Builder::new_current_thread()
+/// The runtime one lookup runs on.
+fn runtime(socket: &Path) -> Result<tokio::runtime::Runtime, LookupFailure> {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| LookupFailure::Failed {
             socket: socket.to_owned(),
             cause: format!("cannot start the client runtime: {e}"),
-        })?;
+        })
+}
+
+/// The number of pods the kubelet at `socket` answers `List` with, within `timeout`: whether
+/// its PodResources API serves at all (what `plexus doctor` asks; ADD uses [`allocations`]).
+pub fn list_pods(socket: &Path, timeout: Duration) -> Result<usize, LookupFailure> {
+    let rt = runtime(socket)?;
     rt.block_on(async {
         let listed = async {
             let (mut client, driver) = connect(socket).await?;

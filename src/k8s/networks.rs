@@ -42,6 +42,23 @@ pub fn over_limit(pod: &PodMeta, what: String, limit: &str) -> Error {
     )
 }
 
+/// Refuses a pod whose cluster network, `defaults` node networks and `selected` networks make
+/// more than [`MAX_ATTACHMENTS`] attachments.
+pub fn check_total(pod: &PodMeta, defaults: usize, selected: usize) -> Result<(), Error> {
+    let total = 1 + defaults + selected;
+    if total <= MAX_ATTACHMENTS {
+        return Ok(());
+    }
+    Err(over_limit(
+        pod,
+        format!(
+            "the cluster network, {defaults} defaultNetworks and {selected} selected networks \
+             make {total} attachments"
+        ),
+        &format!("{MAX_ATTACHMENTS} attachments"),
+    ))
+}
+
 /// The pod's own default network, when it sets `v1.multus-cni.io/default-network`:
 /// `[namespace/]name` (a trailing `@ifname` is refused: the default network always gets the
 /// runtime's CNI_IFNAME). The namespace defaults to `multus_namespace` (the node config's

@@ -399,18 +399,7 @@ pub(crate) fn inputs(
         }
         selected =
             networks::selected(api, pod, &iso, &node.conf_dir).map_err(|e| for_pod(pod, e))?;
-        let total = 1 + defaults.len() + selected.len();
-        if total > networks::MAX_ATTACHMENTS {
-            return Err(networks::over_limit(
-                pod,
-                format!(
-                    "the cluster network, {} defaultNetworks and {} selected networks make {total} attachments",
-                    defaults.len(),
-                    selected.len()
-                ),
-                &format!("{} attachments", networks::MAX_ATTACHMENTS),
-            ));
-        }
+        networks::check_total(pod, defaults.len(), selected.len())?;
     }
     let mut runtime_config = node.runtime_config.clone();
     let wants_annotations = cluster

@@ -324,12 +324,12 @@ impl Decoder {
 }
 
 /// A field, with `null` treated as absent.
-fn field<'a>(o: &'a Obj, key: &str) -> Option<&'a Value> {
+pub(super) fn field<'a>(o: &'a Obj, key: &str) -> Option<&'a Value> {
     o.get(key).filter(|v| !v.is_null())
 }
 
 /// "a string", "a list", … for messages.
-fn kind(v: &Value) -> &'static str {
+pub(super) fn kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

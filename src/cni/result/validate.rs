@@ -57,7 +57,7 @@
 
 use serde_json::{Map, Value};
 
-use super::decode::quote;
+use super::decode::{field, kind, quote};
 use crate::cni::env::validate_ifname;
 
 /// Most `interfaces` entries a result may have. A CNI attachment creates one sandbox
@@ -298,11 +298,6 @@ fn not_longer(s: &str, max: usize, path: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A field of `o`, with `null` treated as absent.
-fn field<'a>(o: &'a Obj, key: &str) -> Option<&'a Value> {
-    o.get(key).filter(|v| !v.is_null())
-}
-
 /// An optional list; absent is empty.
 fn list<'a>(o: &'a Obj, key: &str, path: &str) -> Result<&'a [Value], String> {
     match field(o, key) {
@@ -327,18 +322,6 @@ fn string<'a>(o: &'a Obj, key: &str, path: &str) -> Result<Option<&'a str>, Stri
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
         Some(other) => Err(format!("{path} must be a string, got {}", kind(other))),
-    }
-}
-
-/// "a string", "a list", … for messages.
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
     }
 }
 
