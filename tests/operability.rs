@@ -100,6 +100,25 @@ fn events(node: &Node, pod: &str) -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// A node whose cluster network is `cl-<name>` (bridge `plxo<n>`, `10.<net>.0.0/24`), with the
+/// NADs `mv` (macvlan on the veth `plxoup<n>`, `10.<net>.1.0/24`) and `fails` (a delegate whose
+/// ADD fails).
+fn node_with_mv_and_fails(name: &str, n: u8, net: u8) -> Node {
+    let uplink = format!("plxoup{n}");
+    veth_pair(&uplink, &format!("{uplink}p"));
+    let node = Node::start(cluster_bridge(
+        &format!("cl-{name}"),
+        &format!("plxo{}", n + 1),
+        &format!("10.{net}.0.0/24"),
+    ));
+    node.nad("mv", &macvlan("mv", &uplink, &format!("10.{net}.1.0/24")));
+    node.nad(
+        "fails",
+        &json!({"cniVersion": "1.0.0", "name": "fails", "type": "fake-fail-add"}),
+    );
+    node
+}
+
 #[test]
 fn explain_lists_every_problem_at_once_and_changes_nothing() {
     sandbox::run(
@@ -288,13 +307,7 @@ fn explain_shows_the_plan_and_configs_and_writes_nothing() {
 #[test]
 fn ls_shows_exactly_what_the_journal_holds() {
     sandbox::run("ls_shows_exactly_what_the_journal_holds", || {
-        veth_pair("plxoup2", "plxoup2p");
-        let node = Node::start(cluster_bridge("cl-ls", "plxo3", "10.162.0.0/24"));
-        node.nad("mv", &macvlan("mv", "plxoup2", "10.162.1.0/24"));
-        node.nad(
-            "fails",
-            &json!({"cniVersion": "1.0.0", "name": "fails", "type": "fake-fail-add"}),
-        );
+        let node = node_with_mv_and_fails("ls", 2, 162);
         let conf = conf_file(&node);
         let conf = conf.to_str().expect("utf-8");
         let ls = |format: &[&str]| {
@@ -422,13 +435,7 @@ fn ls_shows_exactly_what_the_journal_holds() {
 #[test]
 fn events_tell_only_what_was_kept() {
     sandbox::run("events_tell_only_what_was_kept", || {
-        veth_pair("plxoup3", "plxoup3p");
-        let node = Node::start(cluster_bridge("cl-ev", "plxo4", "10.163.0.0/24"));
-        node.nad("mv", &macvlan("mv", "plxoup3", "10.163.1.0/24"));
-        node.nad(
-            "fails",
-            &json!({"cniVersion": "1.0.0", "name": "fails", "type": "fake-fail-add"}),
-        );
+        let node = node_with_mv_and_fails("ev", 3, 163);
         let wait_events = |pod: &str, n: usize| {
             wait_until(
                 &format!("{n} Events of pod {pod}"),
