@@ -32,10 +32,8 @@ use crate::delegate::{chain, find, policy};
 use crate::devices;
 use crate::k8s::api::{KubeApi, PodMeta};
 use crate::k8s::client::Client;
-use crate::k8s::nad::{self, ResolvedNetwork};
-use crate::k8s::networks::{self, Selected};
+use crate::k8s::networks;
 use crate::k8s::pod::{self, PodRef, RUNTIME_ANNOTATIONS};
-use crate::k8s::selection;
 use crate::node::{NodeConfig, resolve};
 use crate::txn::add;
 use crate::txn::plan::{self, Attachment, Inputs};
@@ -212,7 +210,8 @@ fn inputs(
     if node.is_system_namespace(&pod.namespace) {
         defaults.clear();
     }
-    let selected = selected(api, pod, node, problems);
+    let (selected, refused) = networks::selected_all(api, pod, &iso, &node.conf_dir);
+    problems.extend(refused.into_iter().map(|e| add::for_pod(pod, e)));
     if let Err(e) = networks::check_total(pod, defaults.len(), selected.len()) {
         problems.push(e);
     }
@@ -238,66 +237,6 @@ fn inputs(
         sources,
         cni_args,
     ))
-}
-
-/// [`networks::selected`] going on past problems: every element that resolves, every problem.
-fn selected(
-    api: &dyn KubeApi,
-    pod: &PodMeta,
-    node: &NodeConfig,
-    problems: &mut Vec<Error>,
-) -> Vec<Selected> {
-    let text = pod
-        .annotations
-        .get(selection::ANNOTATION)
-        .map(String::as_str)
-        .unwrap_or("");
-    if text.len() > networks::MAX_ANNOTATION_BYTES {
-        problems.push(networks::over_limit(
-            pod,
-            format!("{} is {} bytes", selection::ANNOTATION, text.len()),
-            &format!("{} bytes", networks::MAX_ANNOTATION_BYTES),
-        ));
-        return vec![];
-    }
-    let elements = match selection::parse(text, &pod.namespace) {
-        Ok(e) => e,
-        Err(e) => {
-            problems.push(e);
-            return vec![];
-        }
-    };
-    let iso = node.isolation();
-    let mut out = Vec::new();
-    let mut resolved: Vec<((String, String), Result<ResolvedNetwork, Error>)> = Vec::new();
-    for el in elements {
-        if let Err(e) =
-            nad::check_isolation(&iso, &pod.name, &pod.namespace, &el.namespace, &el.name)
-        {
-            problems.push(e);
-            continue;
-        }
-        let key = (el.namespace.clone(), el.name.clone());
-        let network = match resolved.iter().find(|(k, _)| *k == key) {
-            Some((_, r)) => r.clone(),
-            None => {
-                let r = nad::resolve(api, &el.namespace, &el.name, &node.conf_dir)
-                    .map_err(|e| add::for_pod(pod, e));
-                resolved.push((key, r.clone()));
-                if let Err(e) = &r {
-                    problems.push(e.clone());
-                }
-                r
-            }
-        };
-        if let Ok(network) = network {
-            out.push(Selected {
-                selection: el,
-                network,
-            });
-        }
-    }
-    out
 }
 
 /// One plugin of an attachment's chain, found (or not) as ADD would find it.

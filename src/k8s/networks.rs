@@ -105,29 +105,62 @@ pub struct Selected {
     pub network: ResolvedNetwork,
 }
 
-/// The pod's selected networks in annotation order (empty without the annotation).
+/// The pod's selected networks in annotation order (empty without the annotation); the first
+/// problem is the error.
 pub fn selected(
     api: &dyn KubeApi,
     pod: &PodMeta,
     isolation: &Isolation,
     conf_dir: &Path,
 ) -> Result<Vec<Selected>, Error> {
+    let (out, mut problems) = select(api, pod, isolation, conf_dir, false);
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(problems.remove(0))
+    }
+}
+
+/// [`selected`] going on past problems: every element that resolves, and every problem in the
+/// order [`selected`] meets them (what `plexus explain` shows).
+pub fn selected_all(
+    api: &dyn KubeApi,
+    pod: &PodMeta,
+    isolation: &Isolation,
+    conf_dir: &Path,
+) -> (Vec<Selected>, Vec<Error>) {
+    select(api, pod, isolation, conf_dir, true)
+}
+
+/// The work of [`selected`] (`all`: false, stopping at the first problem, so that a refused
+/// reference costs no API call) and [`selected_all`].
+fn select(
+    api: &dyn KubeApi,
+    pod: &PodMeta,
+    isolation: &Isolation,
+    conf_dir: &Path,
+    all: bool,
+) -> (Vec<Selected>, Vec<Error>) {
     let text = pod
         .annotations
         .get(selection::ANNOTATION)
         .map(String::as_str)
         .unwrap_or("");
     if text.len() > MAX_ANNOTATION_BYTES {
-        return Err(over_limit(
+        let e = over_limit(
             pod,
             format!("{} is {} bytes", selection::ANNOTATION, text.len()),
             &format!("{MAX_ANNOTATION_BYTES} bytes"),
-        ));
+        );
+        return (vec![], vec![e]);
     }
-    let elements = selection::parse(text, &pod.namespace)?;
+    let elements = match selection::parse(text, &pod.namespace) {
+        Ok(e) => e,
+        Err(e) => return (vec![], vec![e]),
+    };
     // Checked before anything is read: a long list costs no API call.
     if elements.len() > MAX_ATTACHMENTS {
-        return Err(over_limit(
+        let e = over_limit(
             pod,
             format!(
                 "{} selects {} networks",
@@ -135,19 +168,28 @@ pub fn selected(
                 elements.len()
             ),
             &format!("{MAX_ATTACHMENTS} attachments"),
-        ));
+        );
+        return (vec![], vec![e]);
     }
-    for el in &elements {
-        nad::check_isolation(
+    let mut problems = Vec::new();
+    let mut allowed = Vec::with_capacity(elements.len());
+    for el in elements {
+        match nad::check_isolation(
             isolation,
             &pod.name,
             &pod.namespace,
             &el.namespace,
             &el.name,
-        )?;
+        ) {
+            Ok(()) => allowed.push(el),
+            Err(e) => problems.push(e),
+        }
+    }
+    if !all && !problems.is_empty() {
+        return (vec![], problems);
     }
     let mut distinct: Vec<(String, String)> = Vec::new();
-    for el in &elements {
+    for el in &allowed {
         let key = (el.namespace.clone(), el.name.clone());
         if !distinct.contains(&key) {
             distinct.push(key);
@@ -157,24 +199,32 @@ pub fn selected(
         // All at once: on HTTP/2 they are read concurrently (one round trip, not one each).
         api.prefetch_nads(&distinct);
     }
-    let mut cache: HashMap<(String, String), ResolvedNetwork> = HashMap::new();
-    let mut out = Vec::with_capacity(elements.len());
-    for el in elements {
+    let mut cache: HashMap<(String, String), Result<ResolvedNetwork, Error>> = HashMap::new();
+    let mut out = Vec::with_capacity(allowed.len());
+    for el in allowed {
         let key = (el.namespace.clone(), el.name.clone());
         let network = match cache.get(&key) {
             Some(n) => n.clone(),
             None => {
-                let n = nad::resolve(api, &el.namespace, &el.name, conf_dir)?;
+                let n = nad::resolve(api, &el.namespace, &el.name, conf_dir);
+                if let Err(e) = &n {
+                    problems.push(e.clone());
+                    if !all {
+                        return (vec![], problems);
+                    }
+                }
                 cache.insert(key, n.clone());
                 n
             }
         };
-        out.push(Selected {
-            selection: el,
-            network,
-        });
+        if let Ok(network) = network {
+            out.push(Selected {
+                selection: el,
+                network,
+            });
+        }
     }
-    Ok(out)
+    (out, problems)
 }
 
 #[cfg(test)]
@@ -232,6 +282,33 @@ mod tests {
             e.msg()
         );
         assert!(api.reads.borrow().is_empty());
+    }
+
+    #[test]
+    fn selected_all_goes_on_past_every_problem_in_the_same_order() {
+        let api = FakeApi::with(vec![nad("ns1", "a")]);
+        let iso = Isolation {
+            enabled: true,
+            global_namespaces: vec![],
+        };
+        let p = pod("other/b,missing,a,missing");
+        let (found, problems) = selected_all(&api, &p, &iso, Path::new("/x"));
+        let names: Vec<String> = found.iter().map(|s| s.network.key()).collect();
+        assert_eq!(names, ["ns1/a"]);
+        let msgs: Vec<String> = problems.iter().map(Error::msg).collect();
+        assert_eq!(msgs.len(), 2, "{msgs:?}");
+        assert!(
+            msgs[0].starts_with("pod ns1/p may not use network other/b"),
+            "{msgs:?}"
+        );
+        assert!(msgs[1].contains("ns1/missing"), "{msgs:?}");
+        // The missing NAD is read once and reported once; the refused one is never read.
+        assert_eq!(*api.reads.borrow(), vec!["ns1/missing", "ns1/a"]);
+        // `selected` stops at the first of them.
+        assert_eq!(
+            selected(&api, &p, &iso, Path::new("/x")).unwrap_err(),
+            problems[0]
+        );
     }
 
     fn pod_with(key: &str, value: &str) -> PodMeta {
