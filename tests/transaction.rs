@@ -661,6 +661,109 @@ fn del_twice_succeeds() {
     });
 }
 
+/// The requests the stand-in answered and the connections it accepted so far.
+fn api_traffic(node: &Node) -> (usize, u64) {
+    (
+        node.api.requests().len(),
+        node.api.connections().values().sum(),
+    )
+}
+
+#[test]
+fn repeated_dels_after_a_finished_del_cost_nothing_and_gc_removes_their_markers() {
+    sandbox::run(
+        "repeated_dels_after_a_finished_del_cost_nothing_and_gc_removes_their_markers",
+        || {
+            let mut node = Node::start(cluster_bridge("cl-rep", "plxq0", "10.127.0.0/24"));
+            node.set("cniVersion", json!("1.1.0"));
+            node.nad("br-rep", &bridge("br-rep", "plxq1", "10.127.1.0/24"));
+            node.nad(
+                "rec-rep",
+                &json!({"cniVersion": "1.0.0", "name": "rec-rep", "type": "fake-record"}),
+            );
+            node.nad(
+                "fail-rep",
+                &json!({"cniVersion": "1.0.0", "name": "fail-rep", "type": "fake-fail-add"}),
+            );
+            let pod = node.pod("rep", "br-rep,rec-rep");
+            let result = added(&node, &pod);
+            node.del(&pod, Some(&result)).assert_ok("the pod's DEL");
+            node.assert_spotless(&pod, "after the pod's DEL");
+            let marker = format!("{}:eth0", pod.container_id);
+            assert_eq!(node.deleted_markers(), std::slice::from_ref(&marker));
+            let calls = pod.fake_calls();
+            assert_eq!(
+                calls.iter().map(|(c, _)| c.as_str()).collect::<Vec<_>>(),
+                ["ADD", "DEL"]
+            );
+
+            // The runtime's StopPodSandbox, RemovePodSandbox and the kubelet's clean-up.
+            let traffic = api_traffic(&node);
+            for n in 1..=3 {
+                node.del(&pod, Some(&result))
+                    .assert_ok(&format!("repeated DEL {n}"));
+            }
+            assert_eq!(api_traffic(&node), traffic, "no API request, no connection");
+            assert_eq!(pod.fake_calls(), calls, "no delegate ran");
+            node.assert_spotless(&pod, "after the repeated DELs");
+
+            // A failed ADD, rolled back: its DEL leaves a marker too.
+            let failed = node.pod("rep-fail", "br-rep,fail-rep");
+            let run = node.add(&failed);
+            assert_rolled_back(&node, &failed, &run, "fail-rep");
+            let traffic = api_traffic(&node);
+            node.del(&failed, None)
+                .assert_ok("DEL after the runtime's DEL");
+            assert_eq!(
+                api_traffic(&node),
+                traffic,
+                "no API request for a rolled-back ADD"
+            );
+
+            // A DEL for a container plexus never saw is best-effort as before: it reads the
+            // API (this is what the assertions above would see without markers).
+            let unknown = node.pod("rep-unknown", "br-rep");
+            node.del(&unknown, None)
+                .assert_ok("DEL of an unknown container");
+            assert!(
+                api_traffic(&node).0 > traffic.0,
+                "a best-effort DEL reads the API"
+            );
+            let mut expected = vec![marker.clone(), format!("{}:eth0", failed.container_id)];
+            expected.sort();
+            assert_eq!(
+                node.deleted_markers(),
+                expected,
+                "no marker for the unknown one"
+            );
+
+            // The container ID reused: ADD drops the marker, and its DEL undoes that ADD.
+            let again = added(&node, &pod);
+            assert!(!node.deleted_markers().contains(&marker));
+            assert_eq!(
+                pod.link_names(),
+                ["eth0", "lo", "net1"],
+                "fake-record makes no link"
+            );
+            node.del(&pod, Some(&again))
+                .assert_ok("DEL of the second ADD");
+            node.assert_spotless(&pod, "after the second DEL");
+            assert!(node.deleted_markers().contains(&marker));
+
+            // GC keeps the markers of valid attachments and removes the others.
+            node.gc(&[(&pod.container_id, "eth0")]).assert_ok("GC");
+            assert_eq!(node.deleted_markers(), std::slice::from_ref(&marker));
+            node.gc(&[]).assert_ok("GC of everything");
+            assert!(node.deleted_markers().is_empty());
+            // Without its marker, a DEL is best-effort again and still succeeds.
+            let traffic = api_traffic(&node);
+            node.del(&pod, Some(&again)).assert_ok("DEL after GC");
+            assert!(api_traffic(&node).0 > traffic.0);
+            node.assert_spotless(&pod, "after the DEL after GC");
+        },
+    );
+}
+
 #[test]
 fn del_after_the_netns_is_gone_releases_the_leases() {
     sandbox::run("del_after_the_netns_is_gone_releases_the_leases", || {

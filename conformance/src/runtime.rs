@@ -262,6 +262,26 @@ pub fn leftover_leases() -> Vec<String> {
     out
 }
 
+/// The subdirectory of plexus's state directory holding its DEL markers (plexus's
+/// `state::DELETED_DIR`): empty files that make a repeated DEL free, removed by GC or after an
+/// hour. They are what a finished DEL leaves on purpose, so [`state_leftovers`] skips them.
+pub const DELETED_MARKERS: &str = "deleted";
+
+/// What plexus left in its state directory `dir`, sorted: every name but its DEL markers'
+/// directory.
+pub fn state_leftovers(dir: &Path) -> Vec<String> {
+    let mut v = list_dir(dir);
+    v.retain(|n| n != DELETED_MARKERS);
+    v
+}
+
+/// The DEL markers in plexus's state directory `dir` (`<containerID>:<ifname>`), sorted.
+pub fn deleted_markers(dir: &Path) -> Vec<String> {
+    let mut v = list_dir(&dir.join(DELETED_MARKERS));
+    v.retain(|n| !n.starts_with('.'));
+    v
+}
+
 /// The names in `dir`, sorted; none when it cannot be read.
 pub fn list_dir(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = fs::read_dir(dir)

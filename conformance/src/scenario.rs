@@ -467,7 +467,7 @@ pub fn run(path: &Path, repo: &Path, plexus: &Path, mode: Mode) -> Result<(), Ve
     }
     r.step("the node after DEL of every pod: nothing may be left");
     let leases = leftover_leases();
-    let journal = list(Path::new(STATE_DIR));
+    let journal = crate::runtime::state_leftovers(Path::new(STATE_DIR));
     let cache = Runtime::cache_entries();
     r.say(&format!(
         "    interfaces in pods: {}; host-local leases: {}; plexus journal files: {}; cached results: {}",

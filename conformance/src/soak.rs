@@ -348,17 +348,6 @@ fn leases() -> Vec<String> {
     found
 }
 
-fn files(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
-}
-
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
 }
@@ -564,7 +553,7 @@ fn one_cycle(
             report.leaked_leases.push(format!("cycle {cycle}: {l}"));
         }
     }
-    for f in files(&node.state_dir) {
+    for f in crate::runtime::state_leftovers(&node.state_dir) {
         if !report
             .leaked_files
             .iter()

@@ -472,14 +472,15 @@ pub(crate) fn for_pod(pod: &PodMeta, e: Error) -> Error {
     }
 }
 
-/// An earlier record of this attachment: a rollback marker is dropped, a crashed ADD is torn
-/// down, a completed one means the runtime asks for an interface that exists. True when there
+/// An earlier record of this attachment: a rollback marker and a DEL marker (the container
+/// ID is reused: this ADD's DEL must undo it) are dropped, a crashed ADD is torn down, a completed one means the runtime asks for an interface that exists. True when there
 /// was a journal: its removal is not flushed, so the new plan must be flushed whole, directory
 /// included, before a delegate runs (a power loss could otherwise bring the old journal back
 /// beside the new plan's temp file, which is then not recovered; see [`crate::state`]).
 fn clear_leftovers(ctx: &Ctx<'_>, netns: &str) -> Result<bool, Error> {
     let env = ctx.env;
     ctx.state.take_rolled_back(&env.container_id, &env.ifname)?;
+    ctx.state.take_deleted(&env.container_id, &env.ifname)?;
     let Some(mut old) = ctx.state.load(&env.container_id, &env.ifname)? else {
         return Ok(false);
     };

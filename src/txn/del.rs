@@ -4,6 +4,10 @@
 //!   cached result (see [`teardown`](super::teardown)); the journal is removed once all
 //!   succeeded, and kept otherwise so that the runtime's retry finishes the job.
 //! - **Rollback marker** (a failed ADD already undone): nothing to do; the marker goes.
+//! - **DEL marker** (no journal, but a DEL of this attachment already finished it, see
+//!   [`crate::state`]'s `deleted` markers): success at once, with no API client built and no
+//!   delegate run. Every DEL that finishes an attachment plexus knew (journal, rollback
+//!   marker, corrupt journal) leaves one, so the runtime's repeated DELs cost nothing.
 //! - **No journal**: plexus writes the journal before any delegate is given its config, so no
 //!   journal means no delegate ran for this attachment (or the state directory was wiped). DEL
 //!   still runs the delegates it can find, best-effort: the node's networks (cluster network with the
@@ -54,6 +58,15 @@ pub fn del(ctx: &Ctx<'_>) -> Result<(), Error> {
             ctx.state.remove(cid, ifname)
         }
     };
+    // An attachment plexus knew and has now finished: its repeated DELs answer from a marker.
+    // A marker that cannot be written only leaves them best-effort.
+    let finish = || {
+        forget()?;
+        if !read_only && let Err(e) = ctx.state.mark_deleted(cid, ifname) {
+            tracing::warn!(error = %e, "no DEL marker: a repeated DEL will run best-effort");
+        }
+        Ok(())
+    };
     let rolled_back = if read_only {
         ctx.state
             .rolled_back()?
@@ -65,14 +78,18 @@ pub fn del(ctx: &Ctx<'_>) -> Result<(), Error> {
     if rolled_back {
         tracing::info!("the ADD of this attachment failed and was rolled back: nothing to undo");
         fault::stop_at("del:marker-taken");
-        return forget();
+        return finish();
     }
     match ctx.state.load(cid, ifname) {
         Ok(Some(mut j)) => {
             let crashed = j.phase == Phase::Adding;
             teardown(ctx, &mut j, env.netns.clone(), crashed)?;
             fault::stop_at("del:torn-down");
-            forget()
+            finish()
+        }
+        Ok(None) if ctx.state.was_deleted(cid, ifname) => {
+            tracing::info!("a DEL of this attachment already finished it: nothing to undo");
+            Ok(())
         }
         Ok(None) => {
             rebuild(ctx, false)?;
@@ -87,7 +104,7 @@ pub fn del(ctx: &Ctx<'_>) -> Result<(), Error> {
                     corrupt.msg()
                 ))
             })?;
-            forget()
+            finish()
         }
     }
 }

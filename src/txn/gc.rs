@@ -2,7 +2,8 @@
 //!
 //! Journals whose (container ID, interface) pair is not in `cni.dev/valid-attachments` are
 //! torn down like DEL (without CNI_NETNS: the sandbox is gone) and removed; rollback markers
-//! of failed ADDs the runtime never deleted go too. Then GC is forwarded to the
+//! of failed ADDs the runtime never deleted go too, and so do the DEL markers of attachments
+//! no longer valid (see [`crate::state`]). Then GC is forwarded to the
 //! cluster network with the valid list. Every failure is reported; none stops the others.
 
 use std::time::Duration;
@@ -61,6 +62,13 @@ pub fn gc(ctx: &Ctx<'_>) -> Result<(), Error> {
             if let Err(e) = outcome {
                 errors.push(e);
             }
+        }
+    }
+    for (cid, ifname) in ctx.state.deleted()? {
+        if !is_valid(&cid, &ifname)
+            && let Err(e) = ctx.state.take_deleted(&cid, &ifname)
+        {
+            errors.push(e);
         }
     }
     let api = ctx.api().unwrap_or(None);

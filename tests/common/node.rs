@@ -18,6 +18,7 @@ use std::time::Duration;
 use plexus_conformance::apiserver::ApiServer;
 use plexus_conformance::netns::Netns;
 use plexus_conformance::plugins::fixtures_dir;
+use plexus_conformance::runtime::{DELETED_MARKERS, deleted_markers};
 use plexus_conformance::sandbox;
 use serde_json::{Map, Value, json};
 
@@ -317,12 +318,19 @@ impl Node {
     }
 
     /// Every file under `cniDir` (journals, progress, lock files, rollback markers, temp
-    /// files), relative paths, sorted.
+    /// files) but the DEL markers, relative paths, sorted.
     pub fn state_files(&self) -> Vec<String> {
         let mut found = Vec::new();
         collect_files(&self.cni_dir, &self.cni_dir, &mut found);
+        found.retain(|f| !f.starts_with(&format!("{DELETED_MARKERS}/")));
         found.sort();
         found
+    }
+
+    /// The DEL markers a finished DEL leaves (`<containerID>:<ifname>`), which
+    /// [`Node::state_files`] does not count: they are removed by GC or after an hour.
+    pub fn deleted_markers(&self) -> Vec<String> {
+        deleted_markers(&self.cni_dir)
     }
 
     /// [`Node::assert_clean`], and `cniDir` holds no file at all (no lock file or rollback

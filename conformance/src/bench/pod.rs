@@ -18,7 +18,6 @@ use serde_json::{Value, json};
 use super::proc::{Outcome, run};
 use crate::apiserver::ApiServer;
 use crate::netns::veth_pair;
-use crate::runtime::list_dir as list;
 
 /// The Debian plugins.
 pub const REAL_PLUGINS: &str = "/usr/lib/cni";
@@ -401,8 +400,8 @@ impl Node {
         Ok(total)
     }
 
-    /// Files plexus left in its state directory.
+    /// Files plexus left in its state directory (its DEL markers are not leftovers).
     pub fn leftover_state(&self) -> Vec<String> {
-        list(&self.state_dir)
+        crate::runtime::state_leftovers(&self.state_dir)
     }
 }

@@ -22,6 +22,10 @@
 //! - `.<containerID>:<ifname>.json.<pid>-<n>.tmp`: a journal being written, or the file ADD
 //!   made ahead for it (see "The plan's file, made ahead"). Names starting with `.` are never
 //!   keys.
+//! - `<containerID>:<ifname>.rolledback` (empty): the ADD of that key failed and was rolled
+//!   back ([`StateDir::mark_rolled_back`]).
+//! - `deleted/<containerID>:<ifname>` (empty): DEL finished that attachment; a repeated DEL
+//!   answers from it (see [`deleted`]).
 //!
 //! A journal or progress file found with a mode wider than 0600 is set to 0600 when read; one
 //! owned by another user than plexus's (or root) is refused ([`crate::perms`]): what a
@@ -128,6 +132,10 @@
 //! of the container is left ([`StateLock`]'s drop); a
 //! waiter that then gets the lock of the unlinked file notices (the path no longer names the
 //! inode it locked) and locks the current file instead, so two holders never coexist.
+
+mod deleted;
+
+pub use deleted::{DELETED_DIR, DELETED_MARKER_TTL};
 
 use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
 use std::io::{self, Read, Write};
