@@ -12,7 +12,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
-use plexus_conformance::apiserver::{ApiServer, Options, http1_connector};
+use plexus_conformance::apiserver::{ApiServer, Latencies, Options, http1_connector};
 use rustls::pki_types::ServerName;
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
@@ -1373,6 +1373,59 @@ fn latency_delays_every_response() {
     let start = Instant::now();
     c.send_on(&mut conn, "GET", PODS, &headers, b"").unwrap();
     assert!(start.elapsed() < Duration::from_millis(400));
+}
+
+#[test]
+fn latencies_differ_for_reads_writes_and_handshakes() {
+    let api = ApiServer::start();
+    let c = Client::new(&api);
+    let auth = format!("Bearer {}", api.token());
+    let headers = [("authorization", auth.as_str())];
+    api.set_latencies(Latencies {
+        read: Duration::from_millis(300),
+        write: Duration::ZERO,
+        handshake: Duration::from_millis(600),
+    });
+    let start = Instant::now();
+    let mut conn = c.connect().unwrap();
+    let connected = start.elapsed();
+    assert!(connected >= Duration::from_millis(600), "{connected:?}");
+    let start = Instant::now();
+    assert_eq!(
+        c.send_on(&mut conn, "GET", PODS, &headers, b"")
+            .unwrap()
+            .status,
+        200
+    );
+    let read = start.elapsed();
+    assert!(read >= Duration::from_millis(300), "{read:?}");
+    // A write waits for its own latency only: zero here, so well under the read's.
+    let body =
+        br#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"lat","namespace":"default"}}"#;
+    let start = Instant::now();
+    let created = c
+        .send_on(
+            &mut conn,
+            "POST",
+            PODS,
+            &[
+                ("authorization", auth.as_str()),
+                ("content-type", "application/json"),
+            ],
+            body,
+        )
+        .unwrap();
+    assert_eq!(created.status, 201, "{created:?}");
+    assert!(
+        start.elapsed() < Duration::from_millis(300),
+        "{:?}",
+        start.elapsed()
+    );
+    api.set_latencies(Latencies::REALISTIC);
+    let start = Instant::now();
+    c.send_on(&mut conn, "DELETE", &format!("{PODS}/lat"), &headers, b"")
+        .unwrap();
+    assert!(start.elapsed() >= Latencies::REALISTIC.write);
 }
 
 #[test]

@@ -109,6 +109,10 @@ pub(crate) async fn serve(
 
 async fn serve_connection(shared: Arc<Shared>, acceptor: TlsAcceptor, tcp: TcpStream) {
     let _ = tcp.set_nodelay(true);
+    let handshake = lock(&shared.faults).latency.handshake;
+    if !handshake.is_zero() {
+        tokio::time::sleep(handshake).await;
+    }
     let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
         Ok(Ok(s)) => s,
         _ => return,
@@ -189,7 +193,14 @@ async fn respond(
     let key = api::counter_key(&request, &route);
     lock(&shared.log).count(&key);
 
-    let latency = lock(&shared.faults).latency;
+    let latency = {
+        let faults = lock(&shared.faults);
+        faults
+            .delays
+            .get(&key)
+            .copied()
+            .unwrap_or_else(|| faults.latency.of(&request.method))
+    };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }

@@ -99,7 +99,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
-pub use faults::RequestRecord;
+pub use faults::{Latencies, RequestRecord};
 pub use tls::http1_connector;
 
 use faults::{Faults, Log};
@@ -453,8 +453,27 @@ impl ApiServer {
     }
 
     /// Delays every response (failures and 401s included) by `latency`; zero turns it off.
+    /// The same as [`ApiServer::set_latencies`] with `latency` for reads and writes.
     pub fn set_latency(&self, latency: Duration) {
-        lock(&self.shared.faults).latency = latency;
+        self.set_latencies(Latencies::uniform(latency));
+    }
+
+    /// Delays every response by its kind's latency (reads, writes; failures and 401s
+    /// included) and every TLS handshake by `handshake`, as a real API server takes
+    /// ([`Latencies::REALISTIC`]); the default answers at once.
+    pub fn set_latencies(&self, latencies: Latencies) {
+        lock(&self.shared.faults).latency = latencies;
+    }
+
+    /// Delays the requests counted under `key` (see [`ApiServer::counters`], e.g.
+    /// `"POST events"`) by `latency` instead of their method's; `None` gives them back their
+    /// method's latency.
+    pub fn set_latency_matching(&self, key: &str, latency: Option<Duration>) {
+        let mut faults = lock(&self.shared.faults);
+        match latency {
+            Some(d) => faults.delays.insert(key.to_owned(), d),
+            None => faults.delays.remove(key),
+        };
     }
 
     /// Answers the next `n` requests (any path, before authentication) with HTTP `code` and a

@@ -431,6 +431,25 @@ pub fn report(measured: &Measured, runs: usize, plugins: Plugins) {
     }
 }
 
+/// plexus's overhead per pod (the paired median, with its interval) against the floor of
+/// the same run ([`super::floor`], with plexus's own start): how much more than any exec'd
+/// meta-plugin reading its NADs and writing network-status against this API plexus pays.
+pub fn report_against_floor(measured: &Measured, floor: &super::floor::Floor) {
+    let sum = floor.sum(&floor.version);
+    println!("| attachments | plexus's overhead per pod | floor | overhead − floor |");
+    println!("|---|---|---|---|");
+    for f in &measured.sizes {
+        println!(
+            "| {} | {} | {sum:.2} ms | {:.2} ms (95% CI {:.2} to {:.2}) |",
+            f.attachments,
+            median_with_ci(&f.paired),
+            f.paired.median - sum,
+            f.paired.median_ci95.0 - sum,
+            f.paired.median_ci95.1 - sum
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{per_round_slopes, turn};

@@ -58,6 +58,7 @@ pub fn measure(binary: &Path, runs: usize) -> Floor {
     let version = wall_times(binary, &VERSION_ENV, runs / 10, runs);
 
     let server = ApiServer::start();
+    server.set_latencies(super::api_latencies());
     server.put(
         json!({"apiVersion":"k8s.cni.cncf.io/v1","kind":"NetworkAttachmentDefinition",
         "metadata":{"namespace":"default","name":"floor"},

@@ -19,12 +19,30 @@
 //! run by run, and so are the pod sizes of `cycle`, so that a slow moment of the machine hits
 //! both sides and every size alike.
 
+use std::sync::OnceLock;
+
+use crate::apiserver::Latencies;
+
 pub mod burst;
 pub mod cycle;
 pub mod floor;
 pub mod pod;
 pub mod proc;
 pub mod version;
+
+/// The API stand-in's latencies for every node and floor of this process (none by default);
+/// set once, by the command line, before anything is measured.
+static API_LATENCIES: OnceLock<Latencies> = OnceLock::new();
+
+/// Sets the stand-in's latencies for this process's benchmarks; false when already set.
+pub fn set_api_latencies(l: Latencies) -> bool {
+    API_LATENCIES.set(l).is_ok()
+}
+
+/// The stand-in's latencies for this process's benchmarks.
+pub fn api_latencies() -> Latencies {
+    API_LATENCIES.get().copied().unwrap_or_default()
+}
 
 /// Median, p90, min and max of a sample, in milliseconds.
 #[derive(Debug, Clone, Copy)]

@@ -172,6 +172,7 @@ impl Node {
             }
         };
         let server = ApiServer::start();
+        server.set_latencies(super::api_latencies());
         let kubeconfig = work.path().join("kubeconfig");
         server.write_kubeconfig(&kubeconfig);
         let nets = networks(n);

@@ -10,6 +10,7 @@
 //! sudo target/release/plexus-bench burst      # 100 pods × 3 attachments, 8 at a time
 //! sudo target/release/plexus-bench all        # everything, as in docs/benchmarks.md
 //! sudo target/release/plexus-bench compare --baseline OLD --binary NEW   # two builds, ABBA
+//! sudo target/release/plexus-bench api        # cycle + floor under a real API server's latencies
 //! ```
 //!
 //! `cycle` and `burst` need root: they run themselves in a private network and mount
@@ -28,7 +29,12 @@
 //! - `--attachments 1,3,8`: pod sizes for `cycle` (default 1, 3 and 8); the one pod size for
 //!   `compare` (default 3);
 //! - `--pods 100 --parallel 8 --bursts 4`: the burst (timed bursts alternate which side goes
-//!   first).
+//!   first);
+//! - `--api-latency none|realistic|read=MS,write=MS,handshake=MS`: the API stand-in's
+//!   latencies for every mode (default `none`; `api` defaults to `realistic`: a read 3 ms, a
+//!   write 20 ms, a TLS handshake 5 ms, see `Latencies::REALISTIC`). `api` measures the floor
+//!   and the cycles of 1- and 3-attachment pods (`--runs`, default 40) under them, and
+//!   reports plexus's overhead against the floor of the same run.
 //!
 //! Environment: `BENCH_CNI_DIR` (plexus's state dir for `cycle`), `BENCH_LOG` (plexus debug
 //! log file), `BENCH_SPLIT` (print each run's ADD and DEL times), `BENCH_POD_READ` (the
@@ -39,8 +45,9 @@
 
 use std::path::PathBuf;
 
+use plexus_conformance::apiserver::Latencies;
 use plexus_conformance::bench::pod::Plugins;
-use plexus_conformance::bench::{burst, cycle, floor, version};
+use plexus_conformance::bench::{self, burst, cycle, floor, version};
 use plexus_conformance::sandbox;
 
 struct Options {
@@ -54,6 +61,8 @@ struct Options {
     pods: usize,
     parallel: usize,
     bursts: usize,
+    /// As given; `None` for the mode's default.
+    api_latency: Option<Latencies>,
 }
 
 fn parse() -> Options {
@@ -67,6 +76,7 @@ fn parse() -> Options {
         pods: 100,
         parallel: 8,
         bursts: 4,
+        api_latency: None,
     };
     let mut args = std::env::args().skip(1);
     let num = |v: Option<String>, what: &str| -> usize {
@@ -94,10 +104,15 @@ fn parse() -> Options {
                         .collect(),
                 )
             }
+            "--api-latency" => {
+                let spec = args.next().expect("--api-latency SPEC");
+                o.api_latency =
+                    Some(Latencies::parse(&spec).unwrap_or_else(|e| panic!("--api-latency: {e}")));
+            }
             "--pods" => o.pods = num(args.next(), "--pods"),
             "--parallel" => o.parallel = num(args.next(), "--parallel"),
             "--bursts" => o.bursts = num(args.next(), "--bursts"),
-            "version" | "floor" | "cycle" | "burst" | "all" | "compare" => o.mode = a,
+            "version" | "floor" | "cycle" | "burst" | "all" | "compare" | "api" => o.mode = a,
             other => panic!("unknown argument {other:?}; see the doc comment of plexus-bench"),
         }
     }
@@ -133,10 +148,31 @@ fn main() {
         })
         .unwrap_or_default();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let latencies = o.api_latency.unwrap_or(if o.mode == "api" {
+        Latencies::REALISTIC
+    } else {
+        Latencies::default()
+    });
+    bench::set_api_latencies(latencies);
     println!(
         "Machine: {machine}, {cores} cores; binary {}\n",
         o.binary.display()
     );
+    if latencies != Latencies::default() {
+        println!("API stand-in latencies: {latencies}\n");
+    }
+    if o.mode == "api" {
+        let runs = o.runs.unwrap_or(40);
+        let sizes = o.attachments.clone().unwrap_or_else(|| vec![1, 3]);
+        let floor = floor::measure(&o.binary, 100);
+        floor::report(&floor, 100);
+        println!();
+        let measured = cycle::measure(&o.binary, &sizes, runs, o.plugins);
+        cycle::report(&measured, runs, o.plugins);
+        println!();
+        cycle::report_against_floor(&measured, &floor);
+        return;
+    }
     if o.mode == "version" || o.mode == "all" {
         version::report(
             &o.binary,
