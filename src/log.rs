@@ -88,8 +88,19 @@ pub fn open_log_file(path: &Path) -> Result<File, String> {
     Ok(f)
 }
 
+/// The `logLevel` and `logFile` the global subscriber was installed with, for processes
+/// plexus starts to finish its work (the detached Event sender).
+static SETTINGS: std::sync::OnceLock<(Option<String>, Option<std::path::PathBuf>)> =
+    std::sync::OnceLock::new();
+
+/// The `logLevel` and `logFile` given to [`init`], if it ran.
+pub fn settings() -> (Option<String>, Option<std::path::PathBuf>) {
+    SETTINGS.get().cloned().unwrap_or_default()
+}
+
 /// Installs the global subscriber. `level` is the node config's `logLevel`.
 pub fn init(level: Option<&str>, file: Option<&Path>, to_stderr: bool) {
+    let _ = SETTINGS.set((level.map(str::to_owned), file.map(Path::to_path_buf)));
     let lvl = level.and_then(parse_level).unwrap_or(DEFAULT_LEVEL);
     let mut warn_open = None;
     let file = file.and_then(|p| {

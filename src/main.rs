@@ -117,6 +117,9 @@ fn run() -> u8 {
         if first == "install" {
             return plexus::install::main(&rest);
         }
+        if first == plexus::k8s::events::SEND_EVENTS_ARG {
+            return plexus::k8s::events::sender_main();
+        }
         if let Some(name) = first
             .to_str()
             .filter(|n| plexus::commands::is_subcommand(n))

@@ -312,6 +312,10 @@ fn a_healthy_node_is_all_ok_and_doctor_writes_nothing() {
         let pod = d.node.pod("web", "");
         d.add(&pod);
         assert_eq!(d.node.journal_files_of(&pod).len(), 1);
+        // ADD's AddedInterface Event arrives from its detached sender, after ADD returned.
+        plexus_conformance::wait_until("the ADD's Event", Duration::from_secs(10), || {
+            !d.node.api.list("events", NS).is_empty()
+        });
 
         let files = snapshot(d.node.dir.path());
         let stored = objects(&d.node);

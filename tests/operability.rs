@@ -11,7 +11,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use plexus_conformance::netns::veth_pair;
 use plexus_conformance::{sandbox, wait_until};
@@ -505,4 +505,41 @@ fn events_tell_only_what_was_kept() {
             node.del(p, None).assert_ok("DEL");
         }
     });
+}
+
+#[test]
+fn added_interface_events_are_sent_after_plexus_answered() {
+    sandbox::run(
+        "added_interface_events_are_sent_after_plexus_answered",
+        || {
+            let node = node_with_mv_and_fails("late", 5, 166);
+            // Event writes take 1.5 s here (a slow API server), every other request none.
+            let slow = Duration::from_millis(1500);
+            node.api.set_latency_matching("POST events", Some(slow));
+            let pod = node.pod("late", "mv");
+            let started = Instant::now();
+            node.add(&pod).assert_ok("ADD");
+            let took = started.elapsed();
+            assert!(took < slow, "ADD waited for its Events: {took:?}");
+            assert!(
+                events(&node, "late").is_empty(),
+                "not written before ADD answered"
+            );
+            // The detached sender records them anyway, after plexus has answered.
+            wait_until("the AddedInterface Events", Duration::from_secs(10), || {
+                events(&node, "late").len() >= 2
+            });
+            let ev = events(&node, "late");
+            assert_eq!(ev.len(), 2, "{ev:?}");
+            assert!(
+                ev.iter()
+                    .all(|(r, t, _)| r == "AddedInterface" && t == "Normal")
+            );
+            assert!(
+                ev.iter().any(|e| e.2.starts_with("Add net1 [10.166.1.")),
+                "{ev:?}"
+            );
+            node.del(&pod, None).assert_ok("DEL");
+        },
+    );
 }

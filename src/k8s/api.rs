@@ -136,6 +136,14 @@ pub trait KubeApi {
     fn set_pod_annotation(&self, pod: &PodMeta, key: &str, value: &str) -> Result<(), Error>;
     /// Records an Event about the pod; failures are logged, never returned.
     fn event(&self, pod: &PodMeta, kind: EventType, reason: &str, message: &str);
+    /// Records these Events (kind, reason, message) without this process waiting for them:
+    /// the real client hands them to a detached sender ([`super::events::send_detached`]).
+    /// The default records each with [`event`](KubeApi::event).
+    fn events_after_exit(&self, pod: &PodMeta, events: &[(EventType, String, String)]) {
+        for (kind, reason, message) in events {
+            self.event(pod, *kind, reason, message);
+        }
+    }
 
     /// The API server's version (`GET /version`): one cheap request that needs working
     /// credentials. For `plexus doctor`.

@@ -25,8 +25,9 @@
 //! that nothing races for a second connection. A job queued while the connection is still
 //! being made waits for its protocol first, so the first requests of a run are concurrent
 //! too. Reads and writes wait for their answer; Events do not: they are queued and the caller
-//! goes on (ADD queues its `AddedInterface` Events once it has committed, concurrently on
-//! HTTP/2). Dropping the [`Client`] closes the queue and waits, at most [`FLUSH_BOUND`], until
+//! goes on (ADD hands its `AddedInterface` Events to a detached sender once it has committed,
+//! see [`super::events`]; the sender queues them here, concurrently on HTTP/2). Dropping the
+//! [`Client`] closes the queue and waits, at most the Event budget plus [`FLUSH_MARGIN`], until
 //! every queued Event has been answered, and not for the thread itself to end (its wake-up and
 //! the connection's closing handshake): the process ends with it.
 //!
@@ -83,7 +84,9 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 pub const DEFAULT_CALL_BUDGET: Duration = Duration::from_secs(5);
 /// Budget of one Event (single attempt).
 pub const EVENT_BUDGET: Duration = Duration::from_millis(500);
-/// How long dropping a [`Client`] waits for queued Events.
+/// How long dropping a [`Client`] waits for queued Events beyond their budget.
+pub const FLUSH_MARGIN: Duration = Duration::from_millis(500);
+/// How long dropping a [`Client`] with the default Event budget waits for queued Events.
 pub const FLUSH_BOUND: Duration = Duration::from_secs(1);
 
 /// How to build the client.
@@ -93,6 +96,10 @@ pub struct ClientOptions {
     pub kubeconfig: Option<PathBuf>,
     pub connect_timeout: Duration,
     pub call_budget: Duration,
+    /// The budget of each Event; dropping the client waits for queued Events at most this
+    /// long plus [`FLUSH_MARGIN`]. [`EVENT_BUDGET`] by default; longer in the detached Event
+    /// sender ([`super::events::DETACHED_EVENT_BUDGET`]), which nobody waits for.
+    pub event_budget: Duration,
 }
 
 impl Default for ClientOptions {
@@ -101,6 +108,7 @@ impl Default for ClientOptions {
             kubeconfig: None,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             call_budget: DEFAULT_CALL_BUDGET,
+            event_budget: EVENT_BUDGET,
         }
     }
 }
@@ -121,6 +129,9 @@ pub struct Client {
     client: kube::Client,
     server: String,
     budget: Duration,
+    event_budget: Duration,
+    /// How the client was built: the detached Event sender builds its own from them.
+    options: ClientOptions,
     worker: Worker,
     /// Pod reads started by [`KubeApi::prefetch_pod`].
     prefetched_pods: Prefetched<Option<PartialObjectMeta<Pod>>>,
@@ -163,10 +174,16 @@ struct Worker {
     jobs: Option<tokio::sync::mpsc::UnboundedSender<Job>>,
     /// Jobs queued and not finished yet, signalled each time one finishes.
     unfinished: Arc<(Mutex<usize>, Condvar)>,
+    /// How long dropping the worker waits for its unfinished jobs.
+    flush_bound: Duration,
 }
 
 impl Worker {
-    fn start(rt: tokio::runtime::Runtime, multiplexed: Multiplexed) -> Result<Worker, Error> {
+    fn start(
+        rt: tokio::runtime::Runtime,
+        multiplexed: Multiplexed,
+        flush_bound: Duration,
+    ) -> Result<Worker, Error> {
         let (jobs, mut queue) = tokio::sync::mpsc::unbounded_channel::<Job>();
         std::thread::Builder::new()
             .name("plexus-api".into())
@@ -192,6 +209,7 @@ impl Worker {
         Ok(Worker {
             jobs: Some(jobs),
             unfinished: Arc::new((Mutex::new(0), Condvar::new())),
+            flush_bound,
         })
     }
 
@@ -268,10 +286,10 @@ impl Drop for Worker {
         // connection's closing handshake to the call; the thread ends with the process.
         let (n, changed) = &*self.unfinished;
         let n = n.lock().unwrap_or_else(|p| p.into_inner());
-        let waited = changed.wait_timeout_while(n, FLUSH_BOUND, |n| *n > 0);
+        let waited = changed.wait_timeout_while(n, self.flush_bound, |n| *n > 0);
         if waited.is_ok_and(|(_, w)| w.timed_out()) {
             tracing::warn!(
-                bound_ms = FLUSH_BOUND.as_millis() as u64,
+                bound_ms = self.flush_bound.as_millis() as u64,
                 "queued Kubernetes requests (Events, an unused pod prefetch) not finished in time; not waiting for them"
             );
         }
@@ -328,12 +346,14 @@ impl Client {
                 config_error(format!("cannot build a Kubernetes client for {server}"), e)
             })?
         };
-        let worker = Worker::start(rt, multiplexed)?;
+        let worker = Worker::start(rt, multiplexed, opts.event_budget + FLUSH_MARGIN)?;
         tracing::debug!(server, "Kubernetes client ready");
         Ok(Some(Client {
             client,
             server,
             budget: opts.call_budget,
+            event_budget: opts.event_budget,
+            options: opts.clone(),
             worker,
             prefetched_pods: Prefetched::new(),
             prefetched_nads: Prefetched::new(),
@@ -705,6 +725,15 @@ impl KubeApi for Client {
         .map(drop)
     }
 
+    fn events_after_exit(&self, pod: &PodMeta, events: &[(EventType, String, String)]) {
+        if let Err(e) = super::events::send_detached(&self.options, pod, events) {
+            tracing::warn!(error = %e, "no detached Event sender; sending the Events from here");
+            for (kind, reason, message) in events {
+                self.event(pod, *kind, reason, message);
+            }
+        }
+    }
+
     fn event(&self, pod: &PodMeta, kind: EventType, reason: &str, message: &str) {
         let api: Api<Event> = Api::namespaced(self.client.clone(), &pod.namespace);
         let now = Time(k8s_openapi::jiff::Timestamp::now());
@@ -737,10 +766,16 @@ impl KubeApi for Client {
         };
         let what = format!("recording event {reason} for pod {}", pod.key());
         // Queued, not waited for (see the module docs); failures are only logged.
-        let job = attempts(self.server.clone(), what, EVENT_BUDGET, false, move || {
-            let (api, ev) = (api.clone(), ev.clone());
-            async move { api.create(&PostParams::default(), &ev).await }
-        });
+        let job = attempts(
+            self.server.clone(),
+            what,
+            self.event_budget,
+            false,
+            move || {
+                let (api, ev) = (api.clone(), ev.clone());
+                async move { api.create(&PostParams::default(), &ev).await }
+            },
+        );
         let queued = self.worker.submit(async move {
             if let Err(e) = job.await {
                 tracing::warn!(error = %e, "event not recorded");
@@ -884,7 +919,7 @@ mod tests {
             .enable_all()
             .build()
             .unwrap();
-        Worker::start(rt, Multiplexed::default()).unwrap()
+        Worker::start(rt, Multiplexed::default(), FLUSH_BOUND).unwrap()
     }
 
     /// What lets dropping the client skip waiting for its thread: a queued job counts as

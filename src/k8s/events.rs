@@ -8,11 +8,159 @@
 //!
 //! Whether Events are sent at all is the caller's choice; [`super::api::KubeApi::event`] bounds
 //! each one in time and logs, never returns, its failures.
+//!
+//! # Sent after plexus has answered
+//!
+//! An Event is a write, and a write to a real API server waits for etcd's fsync (15 to 60 ms).
+//! The runtime waits for the plugin process to exit, so `AddedInterface` Events sent by ADD
+//! itself would add one write's round trip to every pod's start, for a message nobody waits
+//! for. ADD therefore hands them, once it has committed, to a **detached sender**: the same
+//! binary started as `plexus __send-events`, in a process group of its own, stdin a pipe
+//! carrying the Events and how to reach the API (`kubeconfig`, timeouts, the node's log
+//! settings), stdout and stderr on `/dev/null`. ADD writes them, closes the pipe and exits
+//! without waiting; the sender builds its own client, records the Events with a longer budget
+//! ([`DETACHED_EVENT_BUDGET`]: nothing waits for it) and exits within that budget. They are
+//! still only sent after the commit, so they never tell of an interface the pod did not keep.
+//! If the sender cannot be started, ADD sends them itself as before. Decision: `AddFailed`
+//! warnings stay in the failing process (a failed ADD is not the path to make fast, and its
+//! warning then lands before the runtime's DEL).
 
+use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::api::{EventType, KubeApi, PodMeta};
+use super::client::{Client, ClientOptions};
 use crate::cni::Error;
+
+/// The hidden first argument that makes the binary the detached Event sender.
+pub const SEND_EVENTS_ARG: &str = "__send-events";
+/// The budget of each Event in the detached sender.
+pub const DETACHED_EVENT_BUDGET: Duration = Duration::from_secs(5);
+/// The largest document the sender reads from its stdin.
+const MAX_DOCUMENT: u64 = 1 << 20;
+
+/// What ADD hands the detached sender.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Detached {
+    kubeconfig: Option<PathBuf>,
+    connect_timeout_ms: u64,
+    log_level: Option<String>,
+    log_file: Option<PathBuf>,
+    namespace: String,
+    name: String,
+    uid: String,
+    /// (type, reason, message).
+    events: Vec<(String, String, String)>,
+}
+
+/// Starts the detached sender for `events` of `pod` (see the module docs) and returns once
+/// they are written to its stdin.
+pub fn send_detached(
+    opts: &ClientOptions,
+    pod: &PodMeta,
+    events: &[(EventType, String, String)],
+) -> std::io::Result<()> {
+    let (log_level, log_file) = crate::log::settings();
+    let doc = Detached {
+        kubeconfig: opts.kubeconfig.clone(),
+        connect_timeout_ms: opts.connect_timeout.as_millis() as u64,
+        log_level,
+        log_file,
+        namespace: pod.namespace.clone(),
+        name: pod.name.clone(),
+        uid: pod.uid.clone(),
+        events: events
+            .iter()
+            .map(|(k, r, m)| (k.as_str().to_owned(), r.clone(), m.clone()))
+            .collect(),
+    };
+    let bytes = serde_json::to_vec(&doc).map_err(std::io::Error::other)?;
+    let mut child = Command::new("/proc/self/exe")
+        .arg(SEND_EVENTS_ARG)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()?;
+    let written = child
+        .stdin
+        .take()
+        .ok_or_else(|| std::io::Error::other("no stdin pipe"))
+        .and_then(|mut stdin| stdin.write_all(&bytes));
+    if let Err(e) = written {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(e);
+    }
+    // Not waited for: it ends within its budget, and init (or the runtime's subreaper) reaps
+    // it once this process has exited.
+    tracing::debug!(
+        pid = child.id(),
+        events = events.len(),
+        "Events handed to the detached sender"
+    );
+    Ok(())
+}
+
+/// `plexus __send-events`: reads the document [`send_detached`] wrote and records its Events.
+/// Exit status 0 when they were queued and the client's end waited for them (their own
+/// failures are logged), 1 when the document or the client was unusable.
+pub fn sender_main() -> u8 {
+    let mut bytes = Vec::new();
+    let read = std::io::stdin()
+        .lock()
+        .take(MAX_DOCUMENT)
+        .read_to_end(&mut bytes);
+    let doc: Detached = match read
+        .map_err(|e| e.to_string())
+        .and_then(|_| serde_json::from_slice(&bytes).map_err(|e| e.to_string()))
+    {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("plexus {SEND_EVENTS_ARG}: unusable input: {e}");
+            return 1;
+        }
+    };
+    crate::log::init(doc.log_level.as_deref(), doc.log_file.as_deref(), false);
+    let opts = ClientOptions {
+        kubeconfig: doc.kubeconfig.clone(),
+        connect_timeout: Duration::from_millis(doc.connect_timeout_ms),
+        event_budget: DETACHED_EVENT_BUDGET,
+        ..ClientOptions::default()
+    };
+    let client = match Client::new(&opts) {
+        Ok(Some(c)) => c,
+        Ok(None) => return 1,
+        Err(e) => {
+            tracing::warn!(error = %e, "Events not recorded: no Kubernetes client");
+            return 1;
+        }
+    };
+    let pod = PodMeta {
+        namespace: doc.namespace,
+        name: doc.name,
+        uid: doc.uid,
+        annotations: Default::default(),
+    };
+    for (kind, reason, message) in &doc.events {
+        let kind = if kind == EventType::Warning.as_str() {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        };
+        client.event(&pod, kind, reason, message);
+    }
+    // Dropping the client waits for the queued Events, within their budget.
+    drop(client);
+    0
+}
 
 /// The message of an `AddedInterface` event for one network-status entry.
 pub fn added_interface_message(entry: &Value) -> String {
@@ -28,16 +176,20 @@ pub fn added_interface_message(entry: &Value) -> String {
     )
 }
 
-/// One `AddedInterface` event per entry.
+/// One `AddedInterface` event per entry, sent after this process has answered (see "Sent
+/// after plexus has answered").
 pub fn added_interfaces(api: &dyn KubeApi, pod: &PodMeta, entries: &[Value]) {
-    for e in entries {
-        api.event(
-            pod,
-            EventType::Normal,
-            "AddedInterface",
-            &added_interface_message(e),
-        );
-    }
+    let events: Vec<(EventType, String, String)> = entries
+        .iter()
+        .map(|e| {
+            (
+                EventType::Normal,
+                "AddedInterface".to_owned(),
+                added_interface_message(e),
+            )
+        })
+        .collect();
+    api.events_after_exit(pod, &events);
 }
 
 /// The message of an `AddFailed` event: the error, then what became of the attachments

@@ -372,6 +372,7 @@ impl NodeConfig {
             kubeconfig: self.kubeconfig.clone(),
             connect_timeout: self.api_connect_timeout,
             call_budget: self.api_timeout,
+            ..Default::default()
         }
     }
 }

@@ -37,9 +37,10 @@
 //! 4. Move the pod's default route when an element asks for `default-route`.
 //! 5. Write network-status (one merge patch on `pods/status`, each attachment's
 //!    `device-info` included).
-//! 6. Mark the journal `Added`, queue the best-effort `AddedInterface` Events (one per
+//! 6. Mark the journal `Added`, hand the best-effort `AddedInterface` Events (one per
 //!    interface, as Multus; only now, so that a pod whose ADD rolls back never shows
-//!    interfaces it did not keep), and return the cluster network's result in the node
+//!    interfaces it did not keep) to a detached sender that nobody waits for
+//!    ([`crate::k8s::events`]), and return the cluster network's result in the node
 //!    config's version.
 //!
 //! A failed ADD of a known pod records one Warning Event, `AddFailed`, with the error (which
@@ -593,8 +594,8 @@ fn apply(
     ctx.state.save_progress(j)?;
     fault::stop_at("add:done");
     if let Some((api, pod)) = pod {
-        // Only now, with every attachment committed: one per interface, as Multus. Queued;
-        // the process waits (bounded) for them when it ends.
+        // Only now, with every attachment committed: one per interface, as Multus. Handed to
+        // the detached sender: nobody waits for them (crate::k8s::events).
         events::added_interfaces(api, pod, &entries);
     }
     let mut cluster = results
