@@ -136,8 +136,12 @@ pub trait KubeApi {
     fn set_pod_annotation(&self, pod: &PodMeta, key: &str, value: &str) -> Result<(), Error>;
     /// Records an Event about the pod; failures are logged, never returned.
     fn event(&self, pod: &PodMeta, kind: EventType, reason: &str, message: &str);
+    /// Gets ready for [`events_after_exit`](KubeApi::events_after_exit) (the real client
+    /// starts its detached sender), so that the call costs less when it comes. A hint: the
+    /// default does nothing.
+    fn prepare_events_after_exit(&self) {}
     /// Records these Events (kind, reason, message) without this process waiting for them:
-    /// the real client hands them to a detached sender ([`super::events::send_detached`]).
+    /// the real client hands them to a detached sender ([`super::events::Pending`]).
     /// The default records each with [`event`](KubeApi::event).
     fn events_after_exit(&self, pod: &PodMeta, events: &[(EventType, String, String)]) {
         for (kind, reason, message) in events {

@@ -132,6 +132,8 @@ pub struct Client {
     event_budget: Duration,
     /// How the client was built: the detached Event sender builds its own from them.
     options: ClientOptions,
+    /// The detached Event sender started ahead ([`KubeApi::prepare_events_after_exit`]).
+    pending_sender: Mutex<Option<super::events::Pending>>,
     worker: Worker,
     /// Pod reads started by [`KubeApi::prefetch_pod`].
     prefetched_pods: Prefetched<Option<PartialObjectMeta<Pod>>>,
@@ -354,6 +356,7 @@ impl Client {
             budget: opts.call_budget,
             event_budget: opts.event_budget,
             options: opts.clone(),
+            pending_sender: Mutex::new(None),
             worker,
             prefetched_pods: Prefetched::new(),
             prefetched_nads: Prefetched::new(),
@@ -725,8 +728,29 @@ impl KubeApi for Client {
         .map(drop)
     }
 
+    fn prepare_events_after_exit(&self) {
+        let mut pending = self
+            .pending_sender
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if pending.is_none() {
+            match super::events::Pending::start() {
+                Ok(p) => *pending = Some(p),
+                Err(e) => tracing::debug!(error = %e, "no detached Event sender started ahead"),
+            }
+        }
+    }
+
     fn events_after_exit(&self, pod: &PodMeta, events: &[(EventType, String, String)]) {
-        if let Err(e) = super::events::send_detached(&self.options, pod, events) {
+        let pending = self
+            .pending_sender
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let sent = pending
+            .map_or_else(super::events::Pending::start, Ok)
+            .and_then(|p| p.send(&self.options, pod, events));
+        if let Err(e) = sent {
             tracing::warn!(error = %e, "no detached Event sender; sending the Events from here");
             for (kind, reason, message) in events {
                 self.event(pod, *kind, reason, message);

@@ -60,53 +60,67 @@ struct Detached {
     events: Vec<(String, String, String)>,
 }
 
-/// Starts the detached sender for `events` of `pod` (see the module docs) and returns once
-/// they are written to its stdin.
-pub fn send_detached(
-    opts: &ClientOptions,
-    pod: &PodMeta,
-    events: &[(EventType, String, String)],
-) -> std::io::Result<()> {
-    let (log_level, log_file) = crate::log::settings();
-    let doc = Detached {
-        kubeconfig: opts.kubeconfig.clone(),
-        connect_timeout_ms: opts.connect_timeout.as_millis() as u64,
-        log_level,
-        log_file,
-        namespace: pod.namespace.clone(),
-        name: pod.name.clone(),
-        uid: pod.uid.clone(),
-        events: events
-            .iter()
-            .map(|(k, r, m)| (k.as_str().to_owned(), r.clone(), m.clone()))
-            .collect(),
-    };
-    let bytes = serde_json::to_vec(&doc).map_err(std::io::Error::other)?;
-    let mut child = Command::new("/proc/self/exe")
-        .arg(SEND_EVENTS_ARG)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .spawn()?;
-    let written = child
-        .stdin
-        .take()
-        .ok_or_else(|| std::io::Error::other("no stdin pipe"))
-        .and_then(|mut stdin| stdin.write_all(&bytes));
-    if let Err(e) = written {
-        let _ = child.kill();
-        let _ = child.wait();
-        return Err(e);
+/// A detached sender started ahead ([`Pending::start`]), waiting on its stdin: ADD starts it
+/// before its status write, so that starting a process is not on its path once committed.
+/// Dropped unused, its stdin closes and it exits without connecting anywhere.
+#[derive(Debug)]
+pub struct Pending(std::process::Child);
+
+impl Pending {
+    /// Starts the sender (see the module docs).
+    pub fn start() -> std::io::Result<Pending> {
+        Command::new("/proc/self/exe")
+            .arg(SEND_EVENTS_ARG)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .map(Pending)
     }
-    // Not waited for: it ends within its budget, and init (or the runtime's subreaper) reaps
-    // it once this process has exited.
-    tracing::debug!(
-        pid = child.id(),
-        events = events.len(),
-        "Events handed to the detached sender"
-    );
-    Ok(())
+
+    /// Hands `events` of `pod`, and how to reach the API, to the sender and returns without
+    /// waiting for it: it ends within its budget, and init (or the runtime's subreaper) reaps
+    /// it once this process has exited.
+    pub fn send(
+        mut self,
+        opts: &ClientOptions,
+        pod: &PodMeta,
+        events: &[(EventType, String, String)],
+    ) -> std::io::Result<()> {
+        let (log_level, log_file) = crate::log::settings();
+        let doc = Detached {
+            kubeconfig: opts.kubeconfig.clone(),
+            connect_timeout_ms: opts.connect_timeout.as_millis() as u64,
+            log_level,
+            log_file,
+            namespace: pod.namespace.clone(),
+            name: pod.name.clone(),
+            uid: pod.uid.clone(),
+            events: events
+                .iter()
+                .map(|(k, r, m)| (k.as_str().to_owned(), r.clone(), m.clone()))
+                .collect(),
+        };
+        let bytes = serde_json::to_vec(&doc).map_err(std::io::Error::other)?;
+        let written = self
+            .0
+            .stdin
+            .take()
+            .ok_or_else(|| std::io::Error::other("no stdin pipe"))
+            .and_then(|mut stdin| stdin.write_all(&bytes));
+        if let Err(e) = written {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+            return Err(e);
+        }
+        tracing::debug!(
+            pid = self.0.id(),
+            events = events.len(),
+            "Events handed to the detached sender"
+        );
+        Ok(())
+    }
 }
 
 /// `plexus __send-events`: reads the document [`send_detached`] wrote and records its Events.

@@ -577,6 +577,8 @@ fn apply(
     }
     let entries: Vec<Value> = entries_per_att.into_iter().flatten().collect();
     if let Some((api, pod)) = pod {
+        // The Events' sender starts while the status is written (crate::k8s::events).
+        api.prepare_events_after_exit();
         status::write(api, pod, &entries).map_err(|e| Error::Kubernetes {
             msg: format!(
                 "writing network-status of pod {} failed: {}",

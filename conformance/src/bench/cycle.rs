@@ -431,12 +431,12 @@ pub fn report(measured: &Measured, runs: usize, plugins: Plugins) {
     }
 }
 
-/// plexus's overhead per pod (the paired median, with its interval) against the floor of
-/// the same run ([`super::floor`], with plexus's own start): how much more than any exec'd
+/// plexus's overhead per pod (the paired median, with its interval) against the cold floor
+/// of the same run ([`super::floor`]): how much more than any exec'd
 /// meta-plugin reading its NADs and writing network-status against this API plexus pays.
 pub fn report_against_floor(measured: &Measured, floor: &super::floor::Floor) {
-    let sum = floor.sum(&floor.version);
-    println!("| attachments | plexus's overhead per pod | floor | overhead − floor |");
+    let sum = floor.cold.median;
+    println!("| attachments | plexus's overhead per pod | cold floor | overhead − floor |");
     println!("|---|---|---|---|");
     for f in &measured.sizes {
         println!(

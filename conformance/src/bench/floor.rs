@@ -12,6 +12,12 @@
 //! one request at a time, against the API stand-in: a lower bound for a process that has just
 //! started, whose handshake code is still cold.
 //!
+//! An exec'd plugin pays its connection cold (a new process: the TLS code and the
+//! certificates not yet in its memory), so the floor is also measured that way: `plexus-bench
+//! floor-child` ([`child_main`]) is a fresh process that connects, reads the NAD, writes the
+//! status and exits; its wall time plus one `/bin/true` (the DEL's exec) is the **cold floor**,
+//! what `plexus-bench api` compares plexus with.
+//!
 //! Not counted, although plexus pays them: the durable plan (one fsync of a file and of its
 //! directory; plexus overlaps it with the first delegate's start), the Events, reading the
 //! node config and kubeconfig, and handing configs to and results from the delegates.
@@ -43,6 +49,9 @@ pub struct Floor {
     pub get: Stats,
     /// One status PATCH on that connection.
     pub patch: Stats,
+    /// A fresh process that connects, reads the NAD, writes the status and exits (wall
+    /// time), plus a `/bin/true`: the cold floor of an ADD+DEL.
+    pub cold: Stats,
 }
 
 impl Floor {
@@ -83,21 +92,105 @@ pub fn measure(binary: &Path, runs: usize) -> Floor {
         }
     }
     let [connect, get, patch] = parts.map(Stats::of);
+    let ca = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(ca.path(), server.ca_pem()).expect("write the CA");
+    let me = std::env::current_exe().expect("the bench's own path");
+    let port = server.port().to_string();
+    let ca_path = ca.path().display().to_string();
+    let token = server.token().to_owned();
+    let child_env = [
+        (CHILD_PORT, port.as_str()),
+        (CHILD_CA, ca_path.as_str()),
+        (CHILD_TOKEN, token.as_str()),
+    ];
+    let true_runs = wall_times(Path::new("/bin/true"), &[], 0, runs);
+    let children = wall_times_with_arg(&me, "floor-child", &child_env, runs / 10, runs);
+    let cold = Stats::of(children.iter().map(|c| c + true_runs.median).collect());
     Floor {
         exec,
         version,
         connect,
         get,
         patch,
+        cold,
+    }
+}
+
+const CHILD_PORT: &str = "FLOOR_PORT";
+const CHILD_CA: &str = "FLOOR_CA";
+const CHILD_TOKEN: &str = "FLOOR_TOKEN";
+
+/// Wall times (ms) of `bin arg` with `env`, after `warmup` untimed runs; panics on a failure.
+fn wall_times_with_arg(
+    bin: &Path,
+    arg: &str,
+    env: &[(&str, &str)],
+    warmup: usize,
+    runs: usize,
+) -> Vec<f64> {
+    let mut times = Vec::with_capacity(runs);
+    for i in 0..warmup + runs {
+        let start = Instant::now();
+        let out = std::process::Command::new(bin)
+            .arg(arg)
+            .envs(env.iter().copied())
+            .output()
+            .expect("start the floor child");
+        let took = start.elapsed();
+        assert!(
+            out.status.success(),
+            "floor child: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if i >= warmup {
+            times.push(took.as_secs_f64() * 1000.0);
+        }
+    }
+    times
+}
+
+/// `plexus-bench floor-child`: one cold connection, NAD read and status write against the
+/// stand-in named by the environment, then exit (status 1 with the reason on failure).
+pub fn child_main() -> u8 {
+    let var = |k: &str| std::env::var(k).map_err(|_| format!("{k} is not set"));
+    let run = || -> Result<(), String> {
+        let port: u16 = var(CHILD_PORT)?
+            .parse()
+            .map_err(|_| "bad port".to_string())?;
+        let ca = std::fs::read_to_string(var(CHILD_CA)?).map_err(|e| e.to_string())?;
+        let token = var(CHILD_TOKEN)?;
+        let connector = http1_connector(&ca)?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        rt.block_on(api_round_to(port, &token, &connector))
+            .map(drop)
+    };
+    match run() {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("floor-child: {e}");
+            1
+        }
     }
 }
 
 /// One fresh connection, one NAD GET and one status PATCH: the time of each.
 async fn api_round(server: &ApiServer, connector: &TlsConnector) -> Result<[Duration; 3], String> {
-    let auth = format!("Bearer {}", server.token());
+    api_round_to(server.port(), &server.token(), connector).await
+}
+
+/// [`api_round`] against the stand-in at `port`.
+async fn api_round_to(
+    port: u16,
+    token: &str,
+    connector: &TlsConnector,
+) -> Result<[Duration; 3], String> {
+    let auth = format!("Bearer {token}");
 
     let start = Instant::now();
-    let tcp = TcpStream::connect(("127.0.0.1", server.port()))
+    let tcp = TcpStream::connect(("127.0.0.1", port))
         .await
         .map_err(|e| e.to_string())?;
     tcp.set_nodelay(true).map_err(|e| e.to_string())?;
@@ -166,11 +259,20 @@ pub fn report(floor: &Floor, runs: usize) {
     row("TCP connect + TLS handshake (warm process)", &floor.connect);
     row("NAD GET on that connection", &floor.get);
     row("status PATCH on that connection", &floor.patch);
+    row(
+        "cold: a fresh process connects, reads, writes and exits, + /bin/true",
+        &floor.cold,
+    );
     println!();
     println!(
         "Floor of the overhead per pod (2 starts + connection + NAD read + status write, medians): \
          {:.2} ms with /bin/true's start, {:.2} ms with plexus's",
         floor.sum(&floor.exec),
         floor.sum(&floor.version)
+    );
+    println!(
+        "Cold floor (a fresh process for the connection, the NAD read and the status write, + \
+         one /bin/true): {:.2} ms",
+        floor.cold.median
     );
 }

@@ -113,6 +113,7 @@ fn parse() -> Options {
             "--parallel" => o.parallel = num(args.next(), "--parallel"),
             "--bursts" => o.bursts = num(args.next(), "--bursts"),
             "version" | "floor" | "cycle" | "burst" | "all" | "compare" | "api" => o.mode = a,
+            "floor-child" => std::process::exit(i32::from(floor::child_main())),
             other => panic!("unknown argument {other:?}; see the doc comment of plexus-bench"),
         }
     }
