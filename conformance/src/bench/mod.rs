@@ -10,6 +10,7 @@
 //! - [`cycle`]: ADD+DEL of pods with 1, 3 and 8 attachments, repeated, the sizes taking turns;
 //! - [`burst`]: many pods added and deleted by a pool of workers, as a kubelet does;
 //! - [`version`]: `VERSION` against `/bin/true`, and the binary size;
+//! - [`events`]: what the detached Event sender costs the node (off the pod's path);
 //! - [`floor`]: what any plugin exec'd per call that reads NADs over HTTPS pays here (two
 //!   process starts, a connection, a NAD read, a status write), against which the overhead
 //!   is to be read.
@@ -25,6 +26,7 @@ use crate::apiserver::Latencies;
 
 pub mod burst;
 pub mod cycle;
+pub mod events;
 pub mod floor;
 pub mod pod;
 pub mod proc;

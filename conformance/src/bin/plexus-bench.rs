@@ -172,6 +172,9 @@ fn main() {
         cycle::report(&measured, runs, o.plugins);
         println!();
         cycle::report_against_floor(&measured, &floor);
+        println!();
+        let (wall, cpu) = bench::events::measure_sender(&o.binary, 50);
+        bench::events::report(&wall, &cpu, 50);
         return;
     }
     if o.mode == "version" || o.mode == "all" {
