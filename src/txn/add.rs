@@ -155,6 +155,7 @@ fn add_for(
         &plan::needs(&atts),
         &devices::Lookup {
             source: ctx.devices,
+            api,
             pod: pod_ref
                 .as_ref()
                 .map(|p| (p.namespace.as_str(), p.name.as_str())),
