@@ -407,7 +407,7 @@ fn claim_error(prefix: &str, claim: &str, cause: &str, details: String) -> Error
 fn wrap(prefix: &str, e: Error) -> Error {
     let transient = e.code().0 == 11;
     let mut details = e.details();
-    if e.msg().contains("403") {
+    if e.msg().contains("(403 Forbidden)") {
         details = format!(
             "{details}; DRA needs get on resourceclaims and list on resourceslices (resource.k8s.io): examples/deploy/rbac-dra.yaml"
         );
@@ -507,20 +507,25 @@ pub fn lookup(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use serde_json::json;
 
-    const R: &str = "example.com/vf";
+    pub(crate) const R: &str = "example.com/vf";
 
-    fn slice(driver: &str, pool: &str, generation: i64, devices: Value) -> ResourceSlice {
+    pub(crate) fn slice(
+        driver: &str,
+        pool: &str,
+        generation: i64,
+        devices: Value,
+    ) -> ResourceSlice {
         ResourceSlice::from_object(&json!({
             "spec": {"driver": driver, "pool": {"name": pool, "generation": generation,
                      "resourceSliceCount": 1}, "nodeName": "n1", "devices": devices}
         }))
     }
 
-    fn vf(name: &str, id: Option<&str>, resource: Option<&str>) -> Value {
+    pub(crate) fn vf(name: &str, id: Option<&str>, resource: Option<&str>) -> Value {
         let mut attrs = json!({"vendor": {"string": "8086"}, "numa": {"int": 0}});
         if let Some(id) = id {
             attrs[DEVICE_ID_ATTR] = json!({"string": id});
@@ -531,7 +536,7 @@ mod tests {
         json!({"name": name, "attributes": attrs})
     }
 
-    fn claim(name: &str, results: &[(&str, &str, &str, &str)]) -> ResourceClaim {
+    pub(crate) fn claim(name: &str, results: &[(&str, &str, &str, &str)]) -> ResourceClaim {
         let results: Vec<Value> = results
             .iter()
             .map(|(d, p, dev, req)| json!({"driver": d, "pool": p, "device": dev, "request": req}))
@@ -753,15 +758,16 @@ mod tests {
 
     /// An API holding one pod's claims and slices; records every call.
     #[derive(Default)]
-    struct FakeApi {
-        pod: Option<Value>,
+    pub(crate) struct FakeApi {
+        pub pod: Option<Value>,
         /// The pod as the cache has it, when it differs.
-        cached_pod: Option<Value>,
-        claims: Vec<ResourceClaim>,
+        pub cached_pod: Option<Value>,
+        pub claims: Vec<ResourceClaim>,
         /// Claims the cache has unallocated.
-        stale_claims: Vec<String>,
-        slices: Vec<(Option<String>, ResourceSlice)>,
-        calls: std::cell::RefCell<Vec<String>>,
+        pub stale_claims: Vec<String>,
+        /// Slices, with the node they are on.
+        pub slices: Vec<(Option<String>, ResourceSlice)>,
+        pub calls: std::cell::RefCell<Vec<String>>,
     }
 
     impl KubeApi for FakeApi {
@@ -832,7 +838,7 @@ mod tests {
         }
     }
 
-    fn pod_with(claims: &[&str]) -> Value {
+    pub(crate) fn pod_with(claims: &[&str]) -> Value {
         let st: Vec<Value> = claims
             .iter()
             .map(|c| json!({"name": c, "resourceClaimName": c}))

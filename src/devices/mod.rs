@@ -27,6 +27,18 @@
 //! `podResourcesTimeoutSeconds` (default 5 s). DEL, CHECK, STATUS and GC never ask the
 //! kubelet: everything DEL needs is in the journal, so DEL works with the kubelet gone.
 //!
+//! # Devices from ResourceClaims (DRA)
+//!
+//! A pod may get its devices through Dynamic Resource Allocation instead ([`dra`]). **Decision**:
+//! the kubelet is asked first, and the pod's claims are read (through the API seam, [`Lookup::api`])
+//! only when its device-plugin devices leave some attachment of a resource without a device; a
+//! pod without claims, or one its device plugins serve entirely, costs no API request. A
+//! resource's devices are then the kubelet's followed by the claims' (as Multus appends DRA
+//! devices to the kubelet's), each ID once, and attachments take them in attachment order as
+//! below. A kubelet that cannot be reached still fails ADD (code 11: the runtime retries, and
+//! the pairing stays the same on every ADD); a plexus without the PodResources client (no
+//! feature `sriov`) serves pods from their claims alone.
+//!
 //! # Which attachment gets which device
 //!
 //! For each resource, the pod's device IDs are taken in the order the kubelet returns them:
@@ -76,9 +88,14 @@
 //! the network and the resource:
 //! - the kubelet socket absent or refusing, or no answer in time: code 11 (try again later);
 //!   a kubelet answering garbage: code 5;
-//! - no (more) device of the resource allocated to the pod: code 7;
+//! - no (more) device of the resource allocated to the pod: code 7 (with claims, the details list
+//!   every claimed device and what it carries);
+//! - a claim of the pod not allocated, or missing: code 11; a claimed device naming the resource
+//!   without a `k8s.cni.cncf.io/deviceID`: code 7; an API failure reading them: its own code
+//!   (see [`dra`]);
 //! - a malformed device-information file: code 6;
-//! - a NAD naming a resource in a plexus built without the `sriov` feature: code 7.
+//! - a NAD naming a resource in a plexus built without the `sriov` feature, for a pod without
+//!   claims: code 7.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -297,27 +314,32 @@ pub fn assign(needs: &[Need<'_>], lookup: &Lookup<'_>) -> Result<Vec<Option<Devi
             "DRA lookup"
         );
         if let Some(c) = &offered.claimed {
-            for r in wanted.keys() {
-                if let Some(broken) = c.broken(r) {
-                    let need = needs
-                        .iter()
-                        .find(|x| x.resource == Some(*r))
-                        .unwrap_or(first);
-                    return Err(Error::invalid_config(
-                        format!(
-                            "{}, but {} has {}",
-                            need_prefix(&pod_label, need),
-                            broken.describe(),
-                            broken.what()
-                        ),
-                        format!(
-                            "the DRA driver {} must publish both {} and {} (strings) on the device in its ResourceSlice",
-                            broken.driver,
-                            dra::RESOURCE_NAME_ATTR,
-                            dra::DEVICE_ID_ATTR
-                        ),
-                    ));
+            for (r, n) in &wanted {
+                let Some(broken) = c.broken(r) else { continue };
+                if offered.ids(r).len() >= *n {
+                    // Enough devices without it: not this pod's problem.
+                    tracing::warn!(pod = %pod_label, resource = r, device = %broken.describe(),
+                        problem = %broken.what(), "a claimed device of the resource is unusable");
+                    continue;
                 }
+                let need = needs
+                    .iter()
+                    .find(|x| x.resource == Some(*r))
+                    .unwrap_or(first);
+                return Err(Error::invalid_config(
+                    format!(
+                        "{}, but {} has {}",
+                        need_prefix(&pod_label, need),
+                        broken.describe(),
+                        broken.what()
+                    ),
+                    format!(
+                        "the DRA driver {} must publish both {} and {} (strings) on the device in its ResourceSlice",
+                        broken.driver,
+                        dra::RESOURCE_NAME_ATTR,
+                        dra::DEVICE_ID_ATTR
+                    ),
+                ));
             }
         }
     }
@@ -743,5 +765,66 @@ mod tests {
             "{}",
             e.msg()
         );
+    }
+
+    #[test]
+    fn claims_are_read_only_when_device_plugins_fall_short_and_serve_after_them() {
+        use dra::tests::{FakeApi, claim as dra_claim, pod_with, slice, vf};
+        let dir = tempfile::tempdir().unwrap();
+        let api = FakeApi {
+            pod: Some(pod_with(&["c"])),
+            claims: vec![dra_claim(
+                "c",
+                &[("d", "n1", "vf-2", "r"), ("d", "n1", "vf-3", "r")],
+            )],
+            slices: vec![(
+                Some("n1".into()),
+                slice(
+                    "d",
+                    "n1",
+                    0,
+                    serde_json::json!([
+                        vf("vf-2", Some("dra-2"), Some(R)),
+                        vf("vf-3", Some("dra-3"), Some(R))
+                    ]),
+                ),
+            )],
+            ..FakeApi::default()
+        };
+        let k = FakeKubelet::with(&[(R, &["dp-1"])]);
+        let mut l = lookup(&k, dir.path());
+        l.api = Some(&api);
+        // The device plugin serves the only attachment: no API call.
+        let got = assign(&[need("ns/s", "net1", Some(R))], &l).unwrap();
+        assert_eq!(ids(&got), [Some("dp-1")]);
+        assert!(api.calls.borrow().is_empty());
+        // Three attachments: the device plugin's first, then the claim's in its order.
+        let needs = [
+            need("ns/s", "net1", Some(R)),
+            need("cl", "eth0", None),
+            need("ns/s", "net2", Some(R)),
+            need("ns/t", "net3", Some(R)),
+        ];
+        let got = assign(&needs, &l).unwrap();
+        assert_eq!(
+            ids(&got),
+            [Some("dp-1"), None, Some("dra-2"), Some("dra-3")]
+        );
+        assert_eq!(api.calls.borrow().len(), 3, "{:?}", api.calls.borrow());
+        // One more than both sources have.
+        let mut more = needs.to_vec();
+        more.push(need("ns/u", "net4", Some(R)));
+        let e = assign(&more, &l).unwrap_err();
+        assert_eq!(e.code().0, 7);
+        assert_eq!(
+            e.msg(),
+            "pod ns/p: network ns/u needs a device of resource \"example.com/vf\", but the pod has only 3 (1 from the kubelet, 2 from its ResourceClaims ns/c), all used by earlier attachments (ns/s, ns/s, ns/t)"
+        );
+        // Without a PodResources client (no feature `sriov`), the claims alone serve.
+        let k = FakeKubelet::failing(LookupFailure::Unsupported);
+        let mut l = lookup(&k, dir.path());
+        l.api = Some(&api);
+        let got = assign(&needs[..1], &l).unwrap();
+        assert_eq!(ids(&got), [Some("dra-2")]);
     }
 }
