@@ -496,3 +496,82 @@ fn dra_problems_fail_add_before_anything_is_attached() {
         assert!(host_mac(&vf_name(VF1)).is_some(), "VF1 never left the host");
     });
 }
+
+#[test]
+fn extended_resource_claims_map_requests_to_resource_names() {
+    sandbox::run(
+        "extended_resource_claims_map_requests_to_resource_names",
+        || {
+            let s = DraNode::start("cl-ext", "plxd3", "10.153.0.0/24");
+            let macs = make_vfs(&[VF1]);
+            let kubelet = s.kubelet();
+            kubelet.set_pod(NS, "ext", vec![Container::new("app")]);
+            s.nad("sriov-a", RESOURCE);
+            // The pod asked for `example.com/sriov_vf: 1` in its limits, served by DRA: the claim
+            // made for it, its request mapped to the resource name. The device carries a deviceID
+            // and no resourceName of its own.
+            s.node.api.put(json!({
+                "apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaim",
+                "metadata": {"namespace": NS, "name": "ext-extended-resources-4xk2p"},
+                "spec": {"devices": {"requests": [{"name": "container-0-request-0", "exactly": {
+                    "deviceClassName": "sriovnetwork.k8snetworkplumbingwg.io"}}]}},
+                "status": {"allocation": {"devices": {"results": [
+                    {"driver": DRIVER, "pool": NODE, "device": "vf-1",
+                     "request": "container-0-request-0"}]}}}
+            }));
+            s.slice("node-1-sriov", DRIVER, json!([vf("vf-1", Some(VF1), None)]));
+            let pod = s.node.pod("ext", "sriov-a");
+            let mut obj = s.node.api.get("pods", NS, "ext").unwrap();
+            obj["status"] = json!({"extendedResourceClaimStatus": {
+                "resourceClaimName": "ext-extended-resources-4xk2p",
+                "requestMappings": [{"containerName": "app", "resourceName": RESOURCE,
+                                     "requestName": "container-0-request-0"}]
+            }});
+            s.node.api.put(obj);
+
+            let run = s.node.add(&pod);
+            run.assert_ok("ADD of a pod with a DRA-backed extended resource");
+            assert_eq!(sriov_adds(&pod)[0]["deviceID"], VF1);
+            assert_eq!(pod.ns().link("net1").unwrap().mac, macs[0]);
+            s.node.del(&pod, Some(&run.json())).assert_ok("DEL");
+            s.node.assert_clean(&pod, "after DEL");
+        },
+    );
+}
+
+#[test]
+fn without_the_dra_grants_add_names_them() {
+    sandbox::run("without_the_dra_grants_add_names_them", || {
+        let s = DraNode::start("cl-rbac", "plxd4", "10.154.0.0/24");
+        make_vfs(&[VF1]);
+        let kubelet = s.kubelet();
+        kubelet.set_pod(NS, "p", vec![Container::new("app")]);
+        s.nad("sriov-a", RESOURCE);
+        s.claim("c", Some(&[(DRIVER, NODE, "vf-1")]));
+        s.slice(
+            "node-1-sriov",
+            DRIVER,
+            json!([vf("vf-1", Some(VF1), Some(RESOURCE))]),
+        );
+        let rbac = fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/deploy/rbac.yaml"),
+        )
+        .unwrap();
+        s.node.api.set_rbac_from_yaml(&rbac, "plexus").unwrap();
+        let pod = s.pod("p", "sriov-a", &[("vfs", "c")]);
+        let (code, msg, details) = s.node.add(&pod).error();
+        assert_eq!(code, 5, "{msg}");
+        assert!(
+            msg.starts_with(&format!(
+                "pod {NS}/p: network {NS}/sriov-a needs a device of resource \"{RESOURCE}\", and reading its DRA devices failed: plexus is not allowed reading ResourceClaim {NS}/c (403 Forbidden)"
+            )),
+            "{msg}"
+        );
+        assert!(
+            details.contains("examples/deploy/rbac-dra.yaml"),
+            "{details}"
+        );
+        assert_nothing_attached(&s, &pod, "without the grants");
+        s.node.del(&pod, None).assert_ok("the runtime's DEL");
+    });
+}
