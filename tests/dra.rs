@@ -340,10 +340,16 @@ fn device_plugin_vfs_come_first_then_claimed_ones() {
         let s = DraNode::start("cl-mix", "plxd1", "10.151.0.0/24");
         let macs = make_vfs(&[VF1, VF2]);
         let kubelet = s.kubelet();
+        // The kubelet reports the claim in `dynamic_resources` too (plexus reads devices from
+        // the claims' objects, not from there: it carries no device ID).
         kubelet.set_pod(
             NS,
             "mixed",
-            vec![Container::new("app").device(RESOURCE, &[VF1])],
+            vec![Container::new("app").device(RESOURCE, &[VF1]).claim(
+                NS,
+                "vf-claim",
+                &[(DRIVER, NODE, "vf-2")],
+            )],
         );
         s.nad("sriov-a", RESOURCE);
         // A GPU claim beside the VF claim: its device has neither attribute and is skipped.
