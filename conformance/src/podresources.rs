@@ -63,8 +63,11 @@ pub struct Container {
     pub devices: Vec<(String, Vec<String>)>,
     /// DRA claims the container uses, as the kubelet reports them (`dynamic_resources`):
     /// `(namespace, claim, [(driver, pool, device)])`.
-    pub claims: Vec<(String, String, Vec<(String, String, String)>)>,
+    pub claims: Vec<(String, String, Vec<ClaimedDevice>)>,
 }
+
+/// A device of a DRA claim as the kubelet names it: `(driver, pool, device)`.
+pub type ClaimedDevice = (String, String, String);
 
 impl Container {
     /// A container without devices.
