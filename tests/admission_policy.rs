@@ -689,7 +689,11 @@ fn the_example_nads_pass_once_their_host_device_plugins_are_allowed() {
     }
     assert_eq!(
         refused_by_default,
-        BTreeSet::from(["hostdevice-vf".to_owned(), "sriov-vf".to_owned()])
+        BTreeSet::from([
+            "hostdevice-vf".to_owned(),
+            "sriov-dra".to_owned(),
+            "sriov-vf".to_owned()
+        ])
     );
 }
 

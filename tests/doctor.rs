@@ -47,6 +47,18 @@ fn plexus_rules() -> Value {
         .clone()
 }
 
+/// The rules of the optional DRA ClusterRole (`examples/deploy/rbac-dra.yaml`).
+fn dra_rules() -> Value {
+    let text = fs::read_to_string(repo_root().join("examples/deploy/rbac-dra.yaml")).unwrap();
+    let docs: Vec<Value> = serde_yaml::Deserializer::from_str(&text)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .collect();
+    docs.into_iter()
+        .find(|d: &Value| d["kind"] == "ClusterRole")
+        .expect("a ClusterRole in rbac-dra.yaml")["rules"]
+        .clone()
+}
+
 fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -777,10 +789,30 @@ fn a_resource_without_the_kubelet_socket_is_named() {
         &["NAD default/sriov-net: example.com/vf", "cannot be reached"],
     );
     assert!(fix.contains("podResourcesSocket"), "{fix}");
-    // With the kubelet's socket answering, all is well.
+    // Without rbac-dra.yaml's grants, DRA pods could not be served: a warning naming the fix.
+    let warned = o.with("PodResources", "warn");
+    assert_eq!(warned.len(), 1, "{}", o.dump());
+    assert!(
+        warned[0].0.contains(
+            "plexus may not get resourceclaims.resource.k8s.io, list resourceslices.resource.k8s.io"
+        ),
+        "{}",
+        o.dump()
+    );
+    // With the kubelet's socket answering and both roles granted, all is well.
     let _kubelet = PodResourcesServer::start(&socket);
+    let mut rules = plexus_rules().as_array().unwrap().clone();
+    rules.extend(dra_rules().as_array().unwrap().iter().cloned());
+    d.node.api.set_rbac(&Value::Array(rules));
     let o = d.run();
     o.assert_healthy();
+    assert!(
+        o.with("PodResources", "ok")
+            .iter()
+            .any(|(detail, _)| detail.contains("may get resourceclaims")),
+        "{}",
+        o.dump()
+    );
     assert!(
         o.with("PodResources", "ok")[0].0.contains("answers List"),
         "{}",

@@ -275,11 +275,15 @@ fn grants(role: &Doc) -> BTreeSet<(String, String, String)> {
 #[test]
 fn rbac_is_exactly_what_plexus_needs() {
     let docs = all_docs();
-    let roles = of_kind(&docs, "ClusterRole");
-    assert_eq!(roles.len(), 1, "one ClusterRole");
+    let mut roles = of_kind(&docs, "ClusterRole");
+    roles.sort_by_key(|r| r.name().to_owned());
+    assert_eq!(
+        roles.iter().map(|r| r.name()).collect::<Vec<_>>(),
+        ["plexus", "plexus-dra"],
+        "one ClusterRole, and the optional one for DRA (rbac-dra.yaml)"
+    );
     assert!(of_kind(&docs, "Role").is_empty() && of_kind(&docs, "RoleBinding").is_empty());
     let role = roles[0];
-    assert_eq!(role.name(), "plexus");
     let want: BTreeSet<(String, String, String)> = [
         ("", "pods", "get"),
         // patch: the network-status merge patch; get and update as in Multus's role.
@@ -296,17 +300,31 @@ fn rbac_is_exactly_what_plexus_needs() {
     .map(|(g, r, v)| (g.to_owned(), r.to_owned(), v.to_owned()))
     .collect();
     assert_eq!(grants(role), want);
+    // DRA (docs/dra.md): read the pod's claims, list their drivers' slices; nothing else.
+    let dra: BTreeSet<(String, String, String)> = [
+        ("resource.k8s.io", "resourceclaims", "get"),
+        ("resource.k8s.io", "resourceslices", "list"),
+    ]
+    .into_iter()
+    .map(|(g, r, v)| (g.to_owned(), r.to_owned(), v.to_owned()))
+    .collect();
+    assert_eq!(grants(roles[1]), dra);
+    assert!(roles[1].file.ends_with("examples/deploy/rbac-dra.yaml"));
 
-    let bindings = of_kind(&docs, "ClusterRoleBinding");
-    assert_eq!(bindings.len(), 1);
-    let b = &bindings[0].obj;
-    assert_eq!(b["roleRef"]["kind"], "ClusterRole");
-    assert_eq!(b["roleRef"]["name"], "plexus");
-    assert_eq!(b["roleRef"]["apiGroup"], "rbac.authorization.k8s.io");
-    assert_eq!(
-        b["subjects"],
-        serde_json::json!([{"kind": "ServiceAccount", "name": "plexus", "namespace": "kube-system"}])
-    );
+    let mut bindings = of_kind(&docs, "ClusterRoleBinding");
+    bindings.sort_by_key(|b| b.name().to_owned());
+    assert_eq!(bindings.len(), 2);
+    for (binding, role) in bindings.iter().zip(["plexus", "plexus-dra"]) {
+        let b = &binding.obj;
+        assert_eq!(b["metadata"]["name"], role);
+        assert_eq!(b["roleRef"]["kind"], "ClusterRole");
+        assert_eq!(b["roleRef"]["name"], role);
+        assert_eq!(b["roleRef"]["apiGroup"], "rbac.authorization.k8s.io");
+        assert_eq!(
+            b["subjects"],
+            serde_json::json!([{"kind": "ServiceAccount", "name": "plexus", "namespace": "kube-system"}])
+        );
+    }
     let accounts = of_kind(&docs, "ServiceAccount");
     assert_eq!(accounts.len(), 1);
     assert_eq!(

@@ -8,7 +8,8 @@
 //!
 //! What it serves, like the kubelet:
 //! - `List`: every pod set with [`PodResourcesServer::set_pod`], containers in the given
-//!   order, each with its devices per resource;
+//!   order, each with its devices per resource and the DRA claims it uses
+//!   (`dynamic_resources`, with driver, pool and device: [`Container::claim`]);
 //! - `Get` for one pod (namespace, name); a pod it does not know gets an `Unknown` status
 //!   `pod <name> not found in namespace <namespace>`, as from the kubelet;
 //! - any other method: `Unimplemented`.
@@ -60,7 +61,13 @@ pub struct Container {
     pub name: String,
     /// `(resource name, device IDs)`, in order.
     pub devices: Vec<(String, Vec<String>)>,
+    /// DRA claims the container uses, as the kubelet reports them (`dynamic_resources`):
+    /// `(namespace, claim, [(driver, pool, device)])`.
+    pub claims: Vec<(String, String, Vec<ClaimedDevice>)>,
 }
+
+/// A device of a DRA claim as the kubelet names it: `(driver, pool, device)`.
+pub type ClaimedDevice = (String, String, String);
 
 impl Container {
     /// A container without devices.
@@ -68,7 +75,27 @@ impl Container {
         Container {
             name: name.to_owned(),
             devices: vec![],
+            claims: vec![],
         }
+    }
+
+    /// Adds DRA claim `namespace/claim` with its devices `(driver, pool, device)`, reported in
+    /// `dynamic_resources` as a kubelet with `KubeletPodResourcesDynamicResources` does.
+    pub fn claim(
+        mut self,
+        namespace: &str,
+        claim: &str,
+        devices: &[(&str, &str, &str)],
+    ) -> Container {
+        self.claims.push((
+            namespace.to_owned(),
+            claim.to_owned(),
+            devices
+                .iter()
+                .map(|(d, p, n)| ((*d).to_owned(), (*p).to_owned(), (*n).to_owned()))
+                .collect(),
+        ));
+        self
     }
 
     /// Adds devices `ids` of `resource`.
@@ -92,6 +119,26 @@ impl Container {
                     topology: Some(api::TopologyInfo {
                         nodes: vec![api::NumaNode { id: 0 }],
                     }),
+                })
+                .collect(),
+            dynamic_resources: self
+                .claims
+                .iter()
+                .map(|(ns, claim, devices)| api::DynamicResource {
+                    claim_name: claim.clone(),
+                    claim_namespace: ns.clone(),
+                    claim_resources: devices
+                        .iter()
+                        .map(|(driver, pool, device)| api::ClaimResource {
+                            cdi_devices: vec![api::CdiDevice {
+                                name: format!("k8s.{driver}/net={device}"),
+                            }],
+                            driver_name: driver.clone(),
+                            pool_name: pool.clone(),
+                            device_name: device.clone(),
+                        })
+                        .collect(),
+                    ..Default::default()
                 })
                 .collect(),
             ..Default::default()

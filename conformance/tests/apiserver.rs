@@ -1001,7 +1001,12 @@ fn load_yaml_dir_loads_every_example() {
     let n = api.load_yaml_dir(&examples).unwrap();
     let nads = api.list("network-attachment-definitions", "default");
     let pods = api.list("pods", "default");
-    assert_eq!(n, nads.len() + pods.len());
+    // examples/dra: the DRA demo pod's allocated claim and its driver's slice (the claim
+    // template is a kind the stand-in skips).
+    let claims = api.list("resourceclaims", "default");
+    let slices = api.list("resourceslices", "");
+    assert_eq!((claims.len(), slices.len()), (1, 1));
+    assert_eq!(n, nads.len() + pods.len() + claims.len() + slices.len());
     let nad_names: Vec<&str> = nads
         .iter()
         .map(|o| o["metadata"]["name"].as_str().unwrap())
@@ -1016,6 +1021,7 @@ fn load_yaml_dir_loads_every_example() {
             "macvlan-hostlocal",
             "macvlan-static",
             "macvlan-tuning",
+            "sriov-dra",
             "sriov-vf"
         ]
     );
@@ -1023,7 +1029,10 @@ fn load_yaml_dir_loads_every_example() {
         .iter()
         .map(|o| o["metadata"]["name"].as_str().unwrap())
         .collect();
-    assert_eq!(pod_names, ["db", "dpdk", "router", "sriov", "tuned", "web"]);
+    assert_eq!(
+        pod_names,
+        ["db", "dpdk", "router", "sriov", "sriov-dra", "tuned", "web"]
+    );
 
     // Every file is loaded (one object each) and starts with a header comment.
     let mut files = 0;
@@ -1039,7 +1048,7 @@ fn load_yaml_dir_loads_every_example() {
             files += 1;
         }
     }
-    assert_eq!(files, n);
+    assert_eq!(files + claims.len() + slices.len(), n);
 
     // NAD configs are CNI 1.0.0 JSON named after the NAD; disk-net has none (resolved from disk).
     for obj in &nads {
@@ -1550,7 +1559,28 @@ async fn the_kube_client_works_against_it() {
     let web = pods.get("web").await.unwrap();
     assert_eq!(web.metadata.name.as_deref(), Some("web"));
     let list = pods.list(&ListParams::default()).await.unwrap();
-    assert_eq!(list.items.len(), 6);
+    assert_eq!(list.items.len(), 7);
+    // DRA's objects, typed as kube and k8s-openapi read them, with the field selector plexus
+    // sends (examples/dra/allocated.yaml).
+    {
+        use k8s_openapi::api::resource::v1::{ResourceClaim, ResourceSlice};
+        let slices: Api<ResourceSlice> = Api::all(client.clone());
+        let params = ListParams::default()
+            .fields("spec.driver=sriovnetwork.k8snetworkplumbingwg.io,spec.nodeName=demo-node")
+            .match_any();
+        let found = slices.list(&params).await.unwrap();
+        assert_eq!(found.items.len(), 1);
+        let slice = serde_json::to_value(&found.items[0]).unwrap();
+        assert_eq!(slice["spec"]["devices"].as_array().unwrap().len(), 2);
+        let none = ListParams::default().fields("spec.nodeName=other-node");
+        assert!(slices.list(&none).await.unwrap().items.is_empty());
+        let claims: Api<ResourceClaim> = Api::namespaced(client.clone(), "default");
+        let claim = serde_json::to_value(claims.get("sriov-dra-vfs-7k2xq").await.unwrap()).unwrap();
+        assert_eq!(
+            claim["status"]["allocation"]["devices"]["results"][1]["device"],
+            "vf-0000-03-00-4"
+        );
+    }
     let list = pods
         .list(&ListParams::default().labels("app=web"))
         .await
@@ -1601,7 +1631,7 @@ async fn the_kube_client_works_against_it() {
     );
     assert_eq!(
         nads.list(&ListParams::default()).await.unwrap().items.len(),
-        8
+        9
     );
     match nads.get("nope").await {
         Err(kube::Error::Api(s)) => assert_eq!(
@@ -1808,9 +1838,9 @@ fn the_binary_serves_until_sigterm() {
     let c = Client::with(std::str::from_utf8(&ca).unwrap(), port, token);
     assert_eq!(
         names(&c.get(PODS).json()),
-        ["db", "dpdk", "router", "sriov", "tuned", "web"]
+        ["db", "dpdk", "router", "sriov", "sriov-dra", "tuned", "web"]
     );
-    assert_eq!(names(&c.get(NADS).json()).len(), 8);
+    assert_eq!(names(&c.get(NADS).json()).len(), 9);
 
     // SAFETY: signalling our own child by its pid.
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
@@ -2107,4 +2137,110 @@ async fn the_kube_client_asks_access_reviews_and_lists_every_namespace() {
     tokio::task::spawn_blocking(move || drop(api))
         .await
         .unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dynamic Resource Allocation: ResourceClaims (namespaced) and ResourceSlices (cluster-scoped).
+
+#[test]
+fn dra_claims_and_slices_as_the_real_server_serves_them() {
+    let api = ApiServer::start();
+    let c = Client::new(&api);
+    api.put(json!({
+        "apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaim",
+        "metadata": {"namespace": "ns", "name": "vfs"},
+        "status": {"allocation": {"devices": {"results": [
+            {"driver": "d", "pool": "n1", "device": "vf-1", "request": "vf"}]}}}
+    }));
+    for (name, driver, node) in [("s1", "d", "n1"), ("s2", "d", "n2"), ("s3", "g", "n1")] {
+        api.put(json!({
+            "apiVersion": "resource.k8s.io/v1", "kind": "ResourceSlice",
+            "metadata": {"name": name},
+            "spec": {"driver": driver, "nodeName": node, "devices": [],
+                     "pool": {"name": node, "generation": 1, "resourceSliceCount": 1}}
+        }));
+    }
+    const BASE: &str = "/apis/resource.k8s.io/v1";
+
+    // A claim by namespace and name; a missing one is the real 404.
+    let claim = c
+        .get(&format!("{BASE}/namespaces/ns/resourceclaims/vfs"))
+        .json();
+    assert_eq!(claim["kind"], "ResourceClaim");
+    assert_eq!(
+        claim["status"]["allocation"]["devices"]["results"][0]["device"],
+        "vf-1"
+    );
+    let missing = c.get(&format!("{BASE}/namespaces/ns/resourceclaims/nope"));
+    assert_eq!(missing.status, 404);
+    assert_eq!(
+        missing.json()["message"],
+        "resourceclaims.resource.k8s.io \"nope\" not found"
+    );
+
+    // Slices are cluster-scoped: no namespace, not under a namespace's path.
+    let s1 = c.get(&format!("{BASE}/resourceslices/s1")).json();
+    assert_eq!(s1["metadata"]["name"], "s1");
+    assert!(s1["metadata"].get("namespace").is_none(), "{s1}");
+    assert_eq!(
+        c.get(&format!("{BASE}/namespaces/ns/resourceslices"))
+            .status,
+        404
+    );
+    let list = c.get(&format!("{BASE}/resourceslices")).json();
+    assert_eq!(list["kind"], "ResourceSliceList");
+    assert!(
+        list["items"][0].get("kind").is_none(),
+        "built-in: items untyped"
+    );
+    assert_eq!(names(&list), ["s1", "s2", "s3"]);
+
+    // The selectable fields: spec.driver, spec.nodeName, metadata.name; not the pool.
+    let sel = |q: &str| c.get(&format!("{BASE}/resourceslices?fieldSelector={q}"));
+    assert_eq!(
+        names(&sel("spec.driver%3Dd%2Cspec.nodeName%3Dn1").json()),
+        ["s1"]
+    );
+    assert_eq!(names(&sel("spec.driver%3Dd").json()), ["s1", "s2"]);
+    assert_eq!(names(&sel("metadata.name%3Ds3").json()), ["s3"]);
+    let r = sel("spec.pool.name%3Dn1");
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.json()["message"],
+        "field label not supported: spec.pool.name"
+    );
+
+    // Discovery names the group and both resources.
+    let groups = c.get("/apis").json();
+    assert!(
+        groups["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["preferredVersion"]["groupVersion"] == "resource.k8s.io/v1"),
+        "{groups}"
+    );
+    let res = c.get(BASE).json();
+    let scoped: Vec<(String, bool)> = res["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap().to_owned(),
+                r["namespaced"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        scoped.contains(&("resourceclaims".into(), true)),
+        "{scoped:?}"
+    );
+    assert!(
+        scoped.contains(&("resourceslices".into(), false)),
+        "{scoped:?}"
+    );
+    assert_eq!(api.count("GET resourceclaims"), 2);
+    assert_eq!(api.count("LIST resourceslices"), 5);
+    assert_eq!(api.count("GET resourceslices"), 1);
 }

@@ -168,6 +168,15 @@ pub struct ClaimResource {
     /// CDI devices (`cdi_devices` in the proto).
     #[prost(message, repeated, tag = "1")]
     pub cdi_devices: Vec<CdiDevice>,
+    /// The DRA driver of the device (Kubernetes 1.31+).
+    #[prost(string, tag = "2")]
+    pub driver_name: String,
+    /// Its pool.
+    #[prost(string, tag = "3")]
+    pub pool_name: String,
+    /// The device's name in the pool.
+    #[prost(string, tag = "4")]
+    pub device_name: String,
 }
 
 /// A CDI device (`CDIDevice` in the proto).

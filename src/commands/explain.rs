@@ -153,6 +153,7 @@ fn explain(
         &plan::needs(&atts),
         &devices::Lookup {
             source: &node.device_source(),
+            api: Some(api),
             pod: Some((&pod.namespace, &pod.name)),
             container_id: &args.container_id,
             device_info_dir: &node.device_info_dir,

@@ -27,6 +27,18 @@
 //! `podResourcesTimeoutSeconds` (default 5 s). DEL, CHECK, STATUS and GC never ask the
 //! kubelet: everything DEL needs is in the journal, so DEL works with the kubelet gone.
 //!
+//! # Devices from ResourceClaims (DRA)
+//!
+//! A pod may get its devices through Dynamic Resource Allocation instead ([`dra`]). **Decision**:
+//! the kubelet is asked first, and the pod's claims are read (through the API seam, [`Lookup::api`])
+//! only when its device-plugin devices leave some attachment of a resource without a device; a
+//! pod without claims, or one its device plugins serve entirely, costs no API request. A
+//! resource's devices are then the kubelet's followed by the claims' (as Multus appends DRA
+//! devices to the kubelet's), each ID once, and attachments take them in attachment order as
+//! below. A kubelet that cannot be reached still fails ADD (code 11: the runtime retries, and
+//! the pairing stays the same on every ADD); a plexus without the PodResources client (no
+//! feature `sriov`) serves pods from their claims alone.
+//!
 //! # Which attachment gets which device
 //!
 //! For each resource, the pod's device IDs are taken in the order the kubelet returns them:
@@ -76,9 +88,14 @@
 //! the network and the resource:
 //! - the kubelet socket absent or refusing, or no answer in time: code 11 (try again later);
 //!   a kubelet answering garbage: code 5;
-//! - no (more) device of the resource allocated to the pod: code 7;
+//! - no (more) device of the resource allocated to the pod: code 7 (with claims, the details list
+//!   every claimed device and what it carries);
+//! - a claim of the pod not allocated, or missing: code 11; a claimed device naming the resource
+//!   without a `k8s.cni.cncf.io/deviceID`: code 7; an API failure reading them: its own code
+//!   (see [`dra`]);
 //! - a malformed device-information file: code 6;
-//! - a NAD naming a resource in a plexus built without the `sriov` feature: code 7.
+//! - a NAD naming a resource in a plexus built without the `sriov` feature, for a pod without
+//!   claims: code 7.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -87,8 +104,10 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::cni::Error;
+use crate::k8s::api::KubeApi;
 
 pub mod devinfo;
+pub mod dra;
 pub mod inject;
 #[cfg(feature = "sriov")]
 pub mod podresources;
@@ -199,6 +218,8 @@ pub struct Device {
 pub struct Lookup<'a> {
     /// The kubelet.
     pub source: &'a dyn DeviceSource,
+    /// The Kubernetes API, for the pod's ResourceClaims (DRA); `None` without a client.
+    pub api: Option<&'a dyn KubeApi>,
     /// The pod (from CNI_ARGS); `None` when the runtime did not name one.
     pub pod: Option<(&'a str, &'a str)>,
     /// CNI_CONTAINERID, part of the copies' names.
@@ -207,9 +228,34 @@ pub struct Lookup<'a> {
     pub device_info_dir: &'a Path,
 }
 
+/// The device IDs each resource offers the pod: the kubelet's, then the claims'.
+struct Offered {
+    kubelet: Allocations,
+    /// The kubelet could not be asked: this plexus has no PodResources client.
+    kubelet_unsupported: bool,
+    /// The pod's claims and their devices, when they were read and the pod has any.
+    claimed: Option<dra::Claimed>,
+}
+
+impl Offered {
+    /// The IDs of `resource`: device plugins' first, then DRA's, each once.
+    fn ids(&self, resource: &str) -> Vec<String> {
+        let mut out: Vec<String> = self.kubelet.ids(resource).to_vec();
+        if let Some(c) = &self.claimed {
+            for id in c.ids(resource) {
+                if !out.iter().any(|o| o == id) {
+                    out.push(id.to_owned());
+                }
+            }
+        }
+        out
+    }
+}
+
 /// Gives every attachment of `needs` whose network names a resource its device (same
 /// positions in the returned list; `None` for the others). Asks the kubelet once, and only
-/// when some attachment names a resource. See the module docs for the rules and the errors.
+/// when some attachment names a resource; reads the pod's ResourceClaims only when the kubelet's
+/// devices do not serve every such attachment. See the module docs for the rules and the errors.
 pub fn assign(needs: &[Need<'_>], lookup: &Lookup<'_>) -> Result<Vec<Option<Device>>, Error> {
     let Some(first) = needs.iter().find(|n| n.resource.is_some()) else {
         return Ok(vec![None; needs.len()]);
@@ -229,16 +275,75 @@ pub fn assign(needs: &[Need<'_>], lookup: &Lookup<'_>) -> Result<Vec<Option<Devi
         ));
     };
     let started = std::time::Instant::now();
-    let allocations = lookup
-        .source
-        .allocations(namespace, name)
-        .map_err(|f| lookup_error(&pod_label, first, &f))?;
+    let (kubelet, kubelet_unsupported) = match lookup.source.allocations(namespace, name) {
+        Ok(a) => (a, false),
+        Err(LookupFailure::Unsupported) => (Allocations::default(), true),
+        Err(f) => return Err(lookup_error(&pod_label, first, &f)),
+    };
     tracing::debug!(
         pod = %pod_label,
-        ?allocations,
+        ?kubelet,
         elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
         "PodResources lookup"
     );
+    let mut offered = Offered {
+        kubelet,
+        kubelet_unsupported,
+        claimed: None,
+    };
+    // DRA only when the device plugins leave an attachment without a device.
+    let mut wanted: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in needs.iter().filter_map(|n| n.resource) {
+        *wanted.entry(r).or_default() += 1;
+    }
+    let short = wanted
+        .iter()
+        .find(|(r, n)| offered.kubelet.ids(r).len() < **n);
+    if let (Some((resource, _)), Some(api)) = (short, lookup.api) {
+        let need = needs
+            .iter()
+            .find(|n| n.resource == Some(*resource))
+            .unwrap_or(first);
+        let prefix = need_prefix(&pod_label, need);
+        let started = std::time::Instant::now();
+        offered.claimed = dra::lookup(api, namespace, name, &prefix)?;
+        tracing::debug!(
+            pod = %pod_label,
+            claimed = ?offered.claimed,
+            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "DRA lookup"
+        );
+        if let Some(c) = &offered.claimed {
+            for (r, n) in &wanted {
+                let Some(broken) = c.broken(r) else { continue };
+                if offered.ids(r).len() >= *n {
+                    // Enough devices without it: not this pod's problem.
+                    tracing::warn!(pod = %pod_label, resource = r, device = %broken.describe(),
+                        problem = %broken.what(), "a claimed device of the resource is unusable");
+                    continue;
+                }
+                let need = needs
+                    .iter()
+                    .find(|x| x.resource == Some(*r))
+                    .unwrap_or(first);
+                return Err(Error::invalid_config(
+                    format!(
+                        "{}, but {} has {}",
+                        need_prefix(&pod_label, need),
+                        broken.describe(),
+                        broken.what()
+                    ),
+                    format!(
+                        "the DRA driver {} must publish both {} and {} (strings) on the device in its ResourceSlice",
+                        broken.driver,
+                        dra::RESOURCE_NAME_ATTR,
+                        dra::DEVICE_ID_ATTR
+                    ),
+                ));
+            }
+        }
+    }
+    let mut by_resource: HashMap<&str, Vec<String>> = HashMap::new();
     let mut next: HashMap<&str, usize> = HashMap::new();
     let mut users: HashMap<&str, Vec<&str>> = HashMap::new();
     let mut out = Vec::with_capacity(needs.len());
@@ -247,13 +352,15 @@ pub fn assign(needs: &[Need<'_>], lookup: &Lookup<'_>) -> Result<Vec<Option<Devi
             out.push(None);
             continue;
         };
-        let ids = allocations.ids(resource);
+        let ids = by_resource
+            .entry(resource)
+            .or_insert_with(|| offered.ids(resource));
         let k = next.entry(resource).or_insert(0);
         let id = match (ids.get(*k), need.requested) {
             (Some(id), requested) => {
                 if requested.is_some_and(|r| r != id) {
                     tracing::info!(network = need.network, allocated = %id, requested = ?requested,
-                        "the kubelet allocated a device; the networks annotation's deviceID is not used");
+                        "a device is allocated; the networks annotation's deviceID is not used");
                 }
                 *k += 1;
                 users.entry(resource).or_default().push(need.network);
@@ -271,9 +378,8 @@ pub fn assign(needs: &[Need<'_>], lookup: &Lookup<'_>) -> Result<Vec<Option<Devi
             (None, None) => {
                 return Err(no_allocation(
                     &pod_label,
-                    need.network,
-                    resource,
-                    ids.len(),
+                    need,
+                    &offered,
                     users.get(resource).map_or(&[][..], Vec::as_slice),
                 ));
             }
@@ -304,12 +410,17 @@ pub fn assign(needs: &[Need<'_>], lookup: &Lookup<'_>) -> Result<Vec<Option<Devi
     Ok(out)
 }
 
-fn lookup_error(pod: &str, need: &Need<'_>, f: &LookupFailure) -> Error {
-    let prefix = format!(
+/// `pod ns/p: network ns/x needs a device of resource "R"`.
+fn need_prefix(pod: &str, need: &Need<'_>) -> String {
+    format!(
         "pod {pod}: network {} needs a device of resource {:?}",
         need.network,
         need.resource.unwrap_or_default()
-    );
+    )
+}
+
+fn lookup_error(pod: &str, need: &Need<'_>, f: &LookupFailure) -> Error {
+    let prefix = need_prefix(pod, need);
     let kubelet = |socket: &Path| format!("the kubelet PodResources API at {}", socket.display());
     match f {
         LookupFailure::Unreachable { socket, cause } => Error::Kubernetes {
@@ -340,29 +451,55 @@ fn lookup_error(pod: &str, need: &Need<'_>, f: &LookupFailure) -> Error {
     }
 }
 
-fn no_allocation(
-    pod: &str,
-    network: &str,
-    resource: &str,
-    allocated: usize,
-    users: &[&str],
-) -> Error {
-    let msg = if allocated == 0 {
+fn no_allocation(pod: &str, need: &Need<'_>, offered: &Offered, users: &[&str]) -> Error {
+    let resource = need.resource.unwrap_or_default();
+    let prefix = need_prefix(pod, need);
+    let dp = offered.kubelet.ids(resource).len();
+    let Some(claimed) = &offered.claimed else {
+        // The pod has no claim (or DRA could not be asked): the device plugins' story.
+        if offered.kubelet_unsupported && dp == 0 {
+            return lookup_error(pod, need, &LookupFailure::Unsupported);
+        }
+        let msg = if dp == 0 {
+            format!("{prefix}, but the kubelet allocated none to the pod")
+        } else {
+            format!(
+                "{prefix}, but the kubelet allocated only {dp} to the pod, all used by earlier attachments ({})",
+                users.join(", ")
+            )
+        };
+        return Error::invalid_config(
+            msg,
+            format!(
+                "request one {resource:?} per attachment of this resource in a container's resources (requests and limits), or remove the network from the pod"
+            ),
+        );
+    };
+    let dra = claimed.ids(resource).len();
+    let claims = claimed.claims.join(", ");
+    let msg = if dp + dra == 0 {
         format!(
-            "pod {pod}: network {network} needs a device of resource {resource:?}, but the kubelet allocated none to the pod"
+            "{prefix}, but no device allocated to the pod carries it: the kubelet allocated none, and no device of the pod's ResourceClaims ({claims}) has {} {resource:?}",
+            dra::RESOURCE_NAME_ATTR
         )
     } else {
         format!(
-            "pod {pod}: network {network} needs a device of resource {resource:?}, but the kubelet allocated only {allocated} to the pod, all used by earlier attachments ({})",
+            "{prefix}, but the pod has only {} ({dp} from the kubelet, {dra} from its ResourceClaims {claims}), all used by earlier attachments ({})",
+            dp + dra,
             users.join(", ")
         )
     };
-    Error::invalid_config(
-        msg,
-        format!(
-            "request one {resource:?} per attachment of this resource in a container's resources (requests and limits), or remove the network from the pod"
-        ),
-    )
+    let mut details: Vec<String> = claimed
+        .devices
+        .iter()
+        .map(|d| format!("{}: {}", d.describe(), d.what()))
+        .collect();
+    details.push(format!(
+        "each attachment of this network needs one device whose {} is {resource:?} (and a string {}), from a ResourceClaim or a device plugin",
+        dra::RESOURCE_NAME_ATTR,
+        dra::DEVICE_ID_ATTR
+    ));
+    Error::invalid_config(msg, details.join("; "))
 }
 
 /// The runtime values of an attachment with a device: `deviceID`, and `CNIDeviceInfoFile`
@@ -430,6 +567,7 @@ mod tests {
     fn lookup<'a>(source: &'a dyn DeviceSource, dir: &'a Path) -> Lookup<'a> {
         Lookup {
             source,
+            api: None,
             pod: Some(("ns", "p")),
             container_id: "c1",
             device_info_dir: dir,
@@ -627,5 +765,66 @@ mod tests {
             "{}",
             e.msg()
         );
+    }
+
+    #[test]
+    fn claims_are_read_only_when_device_plugins_fall_short_and_serve_after_them() {
+        use dra::tests::{FakeApi, claim as dra_claim, pod_with, slice, vf};
+        let dir = tempfile::tempdir().unwrap();
+        let api = FakeApi {
+            pod: Some(pod_with(&["c"])),
+            claims: vec![dra_claim(
+                "c",
+                &[("d", "n1", "vf-2", "r"), ("d", "n1", "vf-3", "r")],
+            )],
+            slices: vec![(
+                Some("n1".into()),
+                slice(
+                    "d",
+                    "n1",
+                    0,
+                    serde_json::json!([
+                        vf("vf-2", Some("dra-2"), Some(R)),
+                        vf("vf-3", Some("dra-3"), Some(R))
+                    ]),
+                ),
+            )],
+            ..FakeApi::default()
+        };
+        let k = FakeKubelet::with(&[(R, &["dp-1"])]);
+        let mut l = lookup(&k, dir.path());
+        l.api = Some(&api);
+        // The device plugin serves the only attachment: no API call.
+        let got = assign(&[need("ns/s", "net1", Some(R))], &l).unwrap();
+        assert_eq!(ids(&got), [Some("dp-1")]);
+        assert!(api.calls.borrow().is_empty());
+        // Three attachments: the device plugin's first, then the claim's in its order.
+        let needs = [
+            need("ns/s", "net1", Some(R)),
+            need("cl", "eth0", None),
+            need("ns/s", "net2", Some(R)),
+            need("ns/t", "net3", Some(R)),
+        ];
+        let got = assign(&needs, &l).unwrap();
+        assert_eq!(
+            ids(&got),
+            [Some("dp-1"), None, Some("dra-2"), Some("dra-3")]
+        );
+        assert_eq!(api.calls.borrow().len(), 3, "{:?}", api.calls.borrow());
+        // One more than both sources have.
+        let mut more = needs.to_vec();
+        more.push(need("ns/u", "net4", Some(R)));
+        let e = assign(&more, &l).unwrap_err();
+        assert_eq!(e.code().0, 7);
+        assert_eq!(
+            e.msg(),
+            "pod ns/p: network ns/u needs a device of resource \"example.com/vf\", but the pod has only 3 (1 from the kubelet, 2 from its ResourceClaims ns/c), all used by earlier attachments (ns/s, ns/s, ns/t)"
+        );
+        // Without a PodResources client (no feature `sriov`), the claims alone serve.
+        let k = FakeKubelet::failing(LookupFailure::Unsupported);
+        let mut l = lookup(&k, dir.path());
+        l.api = Some(&api);
+        let got = assign(&needs[..1], &l).unwrap();
+        assert_eq!(ids(&got), [Some("dra-2")]);
     }
 }

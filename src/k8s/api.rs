@@ -11,7 +11,15 @@
 //! - [`KubeApi::set_pod_annotation`]: one merge patch of one annotation on `pods/status`
 //!   (needs only the `pods/status` permission, and cannot drop a concurrent writer's other
 //!   annotations), with the pod's UID as a precondition;
-//! - [`KubeApi::event`]: a best-effort Event; never fails the caller.
+//! - [`KubeApi::event`]: a best-effort Event; never fails the caller;
+//!
+//! and, only for an ADD whose device plugins left a network with a resource name without a
+//! device (Dynamic Resource Allocation, see [`crate::devices::dra`]):
+//! - [`KubeApi::pod_claims`]: the pod's `spec.nodeName` and its claims from `status` (the one
+//!   read of a whole pod object);
+//! - [`KubeApi::resource_claim`]: one ResourceClaim (`resource.k8s.io/v1`);
+//! - [`KubeApi::resource_slices`]: the ResourceSlices of one driver, on one node when given,
+//!   selected by the API server (`fieldSelector`);
 //!
 //! and, for `plexus doctor` only (never on a CNI command's path):
 //! - [`KubeApi::server_version`]: `GET /version`, one cheap authenticated request that says
@@ -24,6 +32,7 @@
 use std::collections::BTreeMap;
 
 use crate::cni::Error;
+use crate::devices::dra::{PodClaims, ResourceClaim, ResourceSlice};
 
 /// The parts of a pod plexus reads.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -147,6 +156,34 @@ pub trait KubeApi {
         for (kind, reason, message) in events {
             self.event(pod, *kind, reason, message);
         }
+    }
+
+    /// The pod's node and DRA claims, `None` when there is no such pod. `latest`: from
+    /// storage, not the API server's cache.
+    fn pod_claims(
+        &self,
+        _namespace: &str,
+        _name: &str,
+        _latest: bool,
+    ) -> Result<Option<PodClaims>, Error> {
+        Err(unsupported("reading a pod's ResourceClaims"))
+    }
+    /// A ResourceClaim, `None` when it does not exist. `latest`: from storage.
+    fn resource_claim(
+        &self,
+        _namespace: &str,
+        _name: &str,
+        _latest: bool,
+    ) -> Result<Option<ResourceClaim>, Error> {
+        Err(unsupported("reading ResourceClaims"))
+    }
+    /// The ResourceSlices of `driver` (on `node` when given), as the API server selects them.
+    fn resource_slices(
+        &self,
+        _driver: &str,
+        _node: Option<&str>,
+    ) -> Result<Vec<ResourceSlice>, Error> {
+        Err(unsupported("listing ResourceSlices"))
     }
 
     /// The API server's version (`GET /version`): one cheap request that needs working

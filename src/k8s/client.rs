@@ -77,6 +77,7 @@ use serde_json::json;
 use super::api::{Access, Decision, EventType, KubeApi, Nad, PodMeta};
 use super::transport::{self, Multiplexed};
 use crate::cni::Error;
+use crate::devices::dra::{PodClaims, ResourceClaim, ResourceSlice};
 
 /// Default connect timeout.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -121,6 +122,29 @@ pub fn nad_resource() -> ApiResource {
         api_version: "k8s.cni.cncf.io/v1".into(),
         kind: "NetworkAttachmentDefinition".into(),
         plural: "network-attachment-definitions".into(),
+    }
+}
+
+/// The pod resource, read as a [`DynamicObject`] when DRA needs its `spec` and `status`: only
+/// the few fields [`PodClaims`] reads are parsed, not the whole typed Pod.
+fn pod_resource() -> ApiResource {
+    ApiResource {
+        group: String::new(),
+        version: "v1".into(),
+        api_version: "v1".into(),
+        kind: "Pod".into(),
+        plural: "pods".into(),
+    }
+}
+
+/// A `resource.k8s.io/v1` resource (DRA), read untyped (see [`crate::devices::dra`]).
+fn dra_resource(kind: &str, plural: &str) -> ApiResource {
+    ApiResource {
+        group: "resource.k8s.io".into(),
+        version: "v1".into(),
+        api_version: "resource.k8s.io/v1".into(),
+        kind: kind.into(),
+        plural: plural.into(),
     }
 }
 
@@ -621,6 +645,28 @@ impl Client {
         })
     }
 
+    /// One object by name, `None` when it does not exist; from the cache unless `latest`.
+    fn get_object(
+        &self,
+        api: Api<DynamicObject>,
+        what: String,
+        name: &str,
+        latest: bool,
+    ) -> Result<Option<DynamicObject>, Error> {
+        let owned = name.to_owned();
+        let params = if latest { Read::Latest } else { Read::Cache }.params();
+        self.call(what, self.budget, move || {
+            let (api, name, params) = (api.clone(), owned.clone(), params.clone());
+            async move {
+                match api.get_with(&name, &params).await {
+                    Ok(obj) => Ok(Some(obj)),
+                    Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
+                    Err(e) => Err(e),
+                }
+            }
+        })
+    }
+
     /// An object read from the cache (or the answer of a read of it started ahead), read again
     /// from storage when the cache does not have it; `None`: not in storage either.
     fn settled<T, Fut>(
@@ -808,6 +854,62 @@ impl KubeApi for Client {
         if !queued {
             tracing::warn!("event not recorded: the Kubernetes client thread is gone");
         }
+    }
+
+    fn pod_claims(
+        &self,
+        namespace: &str,
+        name: &str,
+        latest: bool,
+    ) -> Result<Option<PodClaims>, Error> {
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), namespace, &pod_resource());
+        let found =
+            self.get_object(api, format!("reading pod {namespace}/{name}"), name, latest)?;
+        Ok(found.map(|obj| PodClaims::from_pod(&obj.data)))
+    }
+
+    fn resource_claim(
+        &self,
+        namespace: &str,
+        name: &str,
+        latest: bool,
+    ) -> Result<Option<ResourceClaim>, Error> {
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            self.client.clone(),
+            namespace,
+            &dra_resource("ResourceClaim", "resourceclaims"),
+        );
+        let what = format!("reading ResourceClaim {namespace}/{name}");
+        let found = self.get_object(api, what, name, latest)?;
+        Ok(found.map(|obj| ResourceClaim::from_object(namespace, name, &obj.data)))
+    }
+
+    fn resource_slices(
+        &self,
+        driver: &str,
+        node: Option<&str>,
+    ) -> Result<Vec<ResourceSlice>, Error> {
+        let api: Api<DynamicObject> = Api::all_with(
+            self.client.clone(),
+            &dra_resource("ResourceSlice", "resourceslices"),
+        );
+        let mut selector = format!("spec.driver={driver}");
+        if let Some(node) = node {
+            selector.push_str(&format!(",spec.nodeName={node}"));
+        }
+        // From the watch cache, all at once: a driver's slices of one node are few.
+        let params = ListParams::default().fields(&selector).match_any();
+        let what = format!("listing ResourceSlices ({selector})");
+        let list = self.call(what, self.budget, move || {
+            let (api, params) = (api.clone(), params.clone());
+            async move { api.list(&params).await }
+        })?;
+        Ok(list
+            .items
+            .iter()
+            .map(|obj| ResourceSlice::from_object(&obj.data))
+            .collect())
     }
 
     fn server_version(&self) -> Result<String, Error> {

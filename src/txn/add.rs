@@ -6,8 +6,9 @@
 //!    annotations from the runtime, see [`crate::k8s::pod`]), resolve the node's
 //!    networks, the default-network annotation and the selected networks, read the interface
 //!    names already in the pod, and [plan]; when a network names a device-plugin
-//!    resource, ask the kubelet once for the pod's devices and read their device-information
-//!    files ([`crate::devices`]). Nothing is attached yet; any problem fails ADD here. The
+//!    resource, ask the kubelet once for the pod's devices (and, when they do not serve every
+//!    such network, read the pod's ResourceClaims: [`crate::devices::dra`]) and read their
+//!    device-information files ([`crate::devices`]). Nothing is attached yet; any problem fails ADD here. The
 //!    pod read was started before the journal directory was opened
 //!    ([`KubeApi::prefetch_pod`], from [`crate::plugin`]), and the interface names are listed
 //!    on the netns thread while the API is read: the connection to the API server, the
@@ -156,6 +157,7 @@ fn add_for(
         &plan::needs(&atts),
         &devices::Lookup {
             source: ctx.devices,
+            api,
             pod: pod_ref
                 .as_ref()
                 .map(|p| (p.namespace.as_str(), p.name.as_str())),

@@ -143,14 +143,14 @@ pub(crate) fn route(path: &str, port: u16) -> Route {
     match rest {
         ["namespaces"] if group.is_empty() => Route::Namespaces(None),
         ["namespaces", ns] if group.is_empty() => Route::Namespaces(Some(owned(ns))),
-        ["namespaces", ns, plural] => match ep(plural) {
+        ["namespaces", ns, plural] => match ep(plural).filter(|e| e.res.namespaced()) {
             Some(ep) => Route::Collection {
                 ep,
                 ns: Some(owned(ns)),
             },
             None => Route::Unknown,
         },
-        ["namespaces", ns, plural, name] => match ep(plural) {
+        ["namespaces", ns, plural, name] => match ep(plural).filter(|e| e.res.namespaced()) {
             Some(ep) => Route::Item {
                 ep,
                 ns: owned(ns),
@@ -165,6 +165,15 @@ pub(crate) fn route(path: &str, port: u16) -> Route {
         },
         [plural] => match ep(plural) {
             Some(ep) => Route::Collection { ep, ns: None },
+            None => Route::Unknown,
+        },
+        // A cluster-scoped object (ResourceSlices), stored under the namespace "".
+        [plural, name] => match ep(plural).filter(|e| !e.res.namespaced()) {
+            Some(ep) => Route::Item {
+                ep,
+                ns: String::new(),
+                name: owned(name),
+            },
             None => Route::Unknown,
         },
         _ => Route::Unknown,
@@ -293,6 +302,9 @@ fn dispatch(shared: &Shared, req: &Request, route: &Route) -> Result<Response, A
         (Route::Namespaces(name), "GET") => namespaces(shared, req, name.as_deref()),
         (Route::Collection { ep, ns }, "GET") => list(shared, req, *ep, ns.as_deref()),
         (Route::Collection { ep, ns: Some(ns) }, "POST") => create(shared, req, *ep, ns),
+        (Route::Collection { ep, ns: None }, "POST") if !ep.res.namespaced() => {
+            create(shared, req, *ep, "")
+        }
         (Route::Item { ep, ns, name }, "GET") => get(shared, req, *ep, ns, name),
         (Route::Status { ep, ns, name }, "GET") => get(shared, req, *ep, ns, name),
         (Route::Item { ep, ns, name }, "PUT") => replace(shared, req, *ep, ns, name, false),
@@ -377,6 +389,18 @@ fn list(
 ) -> Result<Response, ApiError> {
     let fields = req.param("fieldSelector").filter(|s| !s.is_empty());
     let labels = req.param("labelSelector").filter(|s| !s.is_empty());
+    if let (Some(f), Some(allowed)) = (&fields, ep.res.selectable_fields()) {
+        for term in f.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+            let label = term.split(['=', '!']).next().unwrap_or("").trim();
+            if !allowed.contains(&label) {
+                // The real server's answer to a field label the type does not support.
+                return Err(ApiError::new(
+                    400,
+                    format!("field label not supported: {label}"),
+                ));
+            }
+        }
+    }
     let store = lock(&shared.store);
     let mut items = Vec::new();
     for obj in store.list(ep.res, ns) {
@@ -525,6 +549,11 @@ fn media_type(req: &Request) -> String {
 
 fn check_namespace(obj: &mut Value, ns: &str) -> Result<(), ApiError> {
     let m = meta_mut(obj);
+    if ns.is_empty() {
+        // A cluster-scoped object: the real server drops a namespace sent with it.
+        m.shift_remove("namespace");
+        return Ok(());
+    }
     match m.get("namespace").and_then(Value::as_str) {
         Some(n) if !n.is_empty() && n != ns => Err(ApiError::new(
             400,

@@ -10,7 +10,7 @@ use std::time::SystemTime;
 
 use serde_json::{Value, json};
 
-use super::store::{EVENTS_GROUP, NAD_GROUP, Res};
+use super::store::{EVENTS_GROUP, NAD_GROUP, RESOURCE_GROUP, Res};
 use super::util::{human_duration, meta, meta_str, parse_rfc3339};
 
 /// The Kubernetes version the stand-in claims to be (kubectl's skew rules read it).
@@ -65,6 +65,16 @@ fn group_resources(name: &str) -> Option<Value> {
             "name": "events", "singularName": "event", "namespaced": true, "kind": "Event",
             "verbs": verbs(CRUD), "shortNames": ["ev"]
         }]),
+        RESOURCE_GROUP => json!([
+            {"name": "resourceclaims", "singularName": "resourceclaim", "namespaced": true,
+             "kind": "ResourceClaim", "verbs": verbs(&["create", "delete", "deletecollection",
+             "get", "list", "patch", "update", "watch"])},
+            {"name": "resourceclaims/status", "singularName": "", "namespaced": true,
+             "kind": "ResourceClaim", "verbs": verbs(&["get", "patch", "update"])},
+            {"name": "resourceslices", "singularName": "resourceslice", "namespaced": false,
+             "kind": "ResourceSlice", "verbs": verbs(&["create", "delete", "deletecollection",
+             "get", "list", "patch", "update", "watch"])}
+        ]),
         AUTHORIZATION_GROUP => json!([{
             "name": "selfsubjectaccessreviews", "singularName": "selfsubjectaccessreview",
             "namespaced": false, "kind": "SelfSubjectAccessReview",
@@ -82,7 +92,7 @@ fn group_resources(name: &str) -> Option<Value> {
 
 /// Is `name` an API group the stand-in serves?
 pub(crate) fn known_group(name: &str) -> bool {
-    name == NAD_GROUP || name == EVENTS_GROUP
+    name == NAD_GROUP || name == EVENTS_GROUP || name == RESOURCE_GROUP
 }
 
 /// The discovery document at `segments` (the URL path split on `/`), if there is one.
@@ -110,7 +120,8 @@ pub(crate) fn document(segments: &[&str], port: u16) -> Option<Value> {
         ["apis"] => json!({
             "kind": "APIGroupList",
             "apiVersion": "v1",
-            "groups": [group(AUTHORIZATION_GROUP), group(EVENTS_GROUP), group(NAD_GROUP)]
+            "groups": [group(AUTHORIZATION_GROUP), group(EVENTS_GROUP), group(NAD_GROUP),
+                       group(RESOURCE_GROUP)]
         }),
         ["apis", g] if known_group(g) || *g == AUTHORIZATION_GROUP => {
             let mut doc = group(g);

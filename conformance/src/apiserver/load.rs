@@ -7,11 +7,16 @@ use serde::Deserialize;
 use serde_json::Value;
 
 /// Kinds that `load_yaml_*` skips: the stand-in serves the NAD CRD and every namespace by
-/// construction, so manifests that install them load as no-ops; and the objects that install
+/// construction, so manifests that install them load as no-ops; DeviceClasses and
+/// ResourceClaimTemplates, which only a scheduler and a claim controller read; and the objects that install
 /// plexus itself (`examples/deploy/`: its service account, RBAC, DaemonSet and the admission
 /// policy for NADs) concern a real cluster only (the stand-in does no admission and runs no
 /// pods; its authorization rules are set with `ApiServer::set_rbac`, not loaded).
-const SKIPPED_KINDS: [&str; 8] = [
+const SKIPPED_KINDS: [&str; 10] = [
+    // The DRA objects that only the scheduler and the claim controller read (the stand-in runs
+    // neither: a pod's claims are loaded as they are once allocated).
+    "DeviceClass",
+    "ResourceClaimTemplate",
     "CustomResourceDefinition",
     "Namespace",
     "ServiceAccount",

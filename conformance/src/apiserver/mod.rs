@@ -12,6 +12,8 @@
 //! | `/api/v1/namespaces/{ns}/pods/{name}/status` | GET, PUT, PATCH |
 //! | `/apis/k8s.cni.cncf.io/v1/namespaces/{ns}/network-attachment-definitions[/{name}]`, `/apis/k8s.cni.cncf.io/v1/network-attachment-definitions` | GET, LIST, POST, PUT, PATCH, DELETE |
 //! | `/api/v1/namespaces/{ns}/events[/{name}]`, `/apis/events.k8s.io/v1/namespaces/{ns}/events[/{name}]` | the same |
+//! | `/apis/resource.k8s.io/v1/namespaces/{ns}/resourceclaims[/{name}]`, `/apis/resource.k8s.io/v1/resourceclaims` | the same |
+//! | `/apis/resource.k8s.io/v1/resourceslices[/{name}]` (cluster-scoped) | GET, LIST, PUT, PATCH, DELETE |
 //! | `/api/v1/namespaces[/{name}]` | GET, LIST (every namespace exists) |
 //! | `/apis/authorization.k8s.io/v1/selfsubjectaccessreviews` | POST (answered from the RBAC rules, see below) |
 //! | `/version`, `/api`, `/api/v1`, `/apis`, `/apis/{group}[/v1]` | discovery (legacy form) |
@@ -42,6 +44,10 @@
 //!   `apiVersion` for built-in types (with them for NADs); `fieldSelector` (`=`, `==`, `!=` on
 //!   any dotted path, e.g. `metadata.name=x`, `spec.nodeName=n`) and `labelSelector` (`k=v`,
 //!   `k!=v`, `k`, `!k`) filter; `limit`/`continue`/`resourceVersion` are ignored (all at once);
+//!   for ResourceSlices only the fields the real server can select on (`metadata.name`,
+//!   `spec.driver`, `spec.nodeName`) are accepted, any other gets its 400
+//!   (`field label not supported: spec.pool.name`), and the same for ResourceClaims
+//!   (`metadata.name`, `metadata.namespace`);
 //! * `Accept: application/json;as=Table;...` gets a server-side `Table` (what `kubectl get`
 //!   prints);
 //! * DELETE of a pod returns the pod (deleted at once: no graceful deletion), of anything else a
@@ -318,14 +324,18 @@ impl ApiServer {
         let res = Res::for_object(api_version, kind).ok_or_else(|| {
             format!(
                 "the API stand-in does not serve {kind:?} of {api_version:?} (only v1 Pod, \
-                 k8s.cni.cncf.io/v1 NetworkAttachmentDefinition, v1 or events.k8s.io/v1 Event)"
+                 k8s.cni.cncf.io/v1 NetworkAttachmentDefinition, v1 or events.k8s.io/v1 Event, \
+                 resource.k8s.io/v1 ResourceClaim and ResourceSlice)"
             )
         })?;
         if meta_str(&obj, "name").is_none_or(str::is_empty) {
             return Err(format!("a {kind} without metadata.name: {obj}"));
         }
         let m = meta_mut(&mut obj);
-        if m.get("namespace")
+        if !res.namespaced() {
+            m.shift_remove("namespace");
+        } else if m
+            .get("namespace")
             .and_then(Value::as_str)
             .is_none_or(str::is_empty)
         {

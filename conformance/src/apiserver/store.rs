@@ -12,6 +12,8 @@ use super::util::{meta, meta_mut, meta_str, new_uid, rfc3339};
 pub(crate) const NAD_GROUP: &str = "k8s.cni.cncf.io";
 /// The `events.k8s.io` API group.
 pub(crate) const EVENTS_GROUP: &str = "events.k8s.io";
+/// The Dynamic Resource Allocation API group (`resource.k8s.io/v1`).
+pub(crate) const RESOURCE_GROUP: &str = "resource.k8s.io";
 
 /// A stored resource type. Core and `events.k8s.io` events share one storage, as in a real
 /// cluster (which converts between the two shapes; the stand-in stores what was sent).
@@ -20,6 +22,10 @@ pub(crate) enum Res {
     Pods,
     Nads,
     Events,
+    /// `resource.k8s.io/v1` ResourceClaims (namespaced).
+    ResourceClaims,
+    /// `resource.k8s.io/v1` ResourceSlices (cluster-scoped).
+    ResourceSlices,
 }
 
 impl Res {
@@ -29,6 +35,8 @@ impl Res {
             Res::Pods => "pods",
             Res::Nads => "network-attachment-definitions",
             Res::Events => "events",
+            Res::ResourceClaims => "resourceclaims",
+            Res::ResourceSlices => "resourceslices",
         }
     }
 
@@ -38,14 +46,22 @@ impl Res {
             Res::Pods => "Pod",
             Res::Nads => "NetworkAttachmentDefinition",
             Res::Events => "Event",
+            Res::ResourceClaims => "ResourceClaim",
+            Res::ResourceSlices => "ResourceSlice",
         }
     }
 
     /// Parses a resource name as the public accessors take it.
     pub fn from_plural(s: &str) -> Option<Res> {
-        [Res::Pods, Res::Nads, Res::Events]
-            .into_iter()
-            .find(|r| r.plural() == s)
+        [
+            Res::Pods,
+            Res::Nads,
+            Res::Events,
+            Res::ResourceClaims,
+            Res::ResourceSlices,
+        ]
+        .into_iter()
+        .find(|r| r.plural() == s)
     }
 
     /// The resource an object of `apiVersion`/`kind` is stored as.
@@ -54,6 +70,26 @@ impl Res {
             ("v1", "Pod") => Some(Res::Pods),
             ("k8s.cni.cncf.io/v1", "NetworkAttachmentDefinition") => Some(Res::Nads),
             ("v1" | "events.k8s.io/v1", "Event") => Some(Res::Events),
+            ("resource.k8s.io/v1", "ResourceClaim") => Some(Res::ResourceClaims),
+            ("resource.k8s.io/v1", "ResourceSlice") => Some(Res::ResourceSlices),
+            _ => None,
+        }
+    }
+
+    /// Whether its objects live in a namespace (ResourceSlices do not; they are stored under
+    /// the namespace `""`).
+    pub fn namespaced(self) -> bool {
+        self != Res::ResourceSlices
+    }
+
+    /// The fields a `fieldSelector` may name, when the real server restricts them (`None`:
+    /// the stand-in takes any dotted path). ResourceSlice's are those of
+    /// `k8s.io/kubernetes/pkg/apis/resource` (`ResourceSliceSelectorNodeName`,
+    /// `ResourceSliceSelectorDriver`) and `metadata.name`: not `spec.pool.name`.
+    pub fn selectable_fields(self) -> Option<&'static [&'static str]> {
+        match self {
+            Res::ResourceSlices => Some(&["metadata.name", "spec.nodeName", "spec.driver"]),
+            Res::ResourceClaims => Some(&["metadata.name", "metadata.namespace"]),
             _ => None,
         }
     }
@@ -81,6 +117,7 @@ impl Endpoint {
             ("", Res::Pods | Res::Events) => "",
             (NAD_GROUP, Res::Nads) => NAD_GROUP,
             (EVENTS_GROUP, Res::Events) => EVENTS_GROUP,
+            (RESOURCE_GROUP, Res::ResourceClaims | Res::ResourceSlices) => RESOURCE_GROUP,
             _ => return None,
         };
         Some(Endpoint { res, group })

@@ -1,11 +1,15 @@
 //! Check 8, `PodResources`: when a NAD or a node network names a
 //! `k8s.v1.cni.cncf.io/resourceName`, the kubelet's PodResources socket answers `List` within
-//! `podResourcesTimeoutSeconds` (a build without feature `sriov` cannot ask it).
+//! `podResourcesTimeoutSeconds` (a build without feature `sriov` cannot ask it); and then,
+//! with the API reachable, whether plexus may read what DRA needs ([`DRA_NEEDED`],
+//! `examples/deploy/rbac-dra.yaml`): a warning when not, since only clusters that allocate
+//! network devices through ResourceClaims need it (docs/dra.md).
 
 use std::path::Path;
 use std::time::Duration;
 
 use super::{Api, Findings};
+use crate::k8s::api::{Access, KubeApi};
 use crate::k8s::nad::RESOURCE_NAME_ANNOTATION;
 use crate::node::NodeConfig;
 
@@ -59,6 +63,65 @@ pub(super) fn pod_resources(
             ),
             fix,
         ),
+    }
+    dra_permissions(f, api, &who);
+}
+
+/// The permissions of `examples/deploy/rbac-dra.yaml`'s ClusterRole: what a pod whose devices
+/// come from ResourceClaims needs (docs/dra.md).
+pub const DRA_NEEDED: &[Access<'static>] = &[
+    Access {
+        verb: "get",
+        group: "resource.k8s.io",
+        resource: "resourceclaims",
+        subresource: "",
+    },
+    Access {
+        verb: "list",
+        group: "resource.k8s.io",
+        resource: "resourceslices",
+        subresource: "",
+    },
+];
+
+/// Part of check 8 when networks name a resource: may plexus read DRA's objects?
+fn dra_permissions(f: &mut Findings, api: &Api, who: &str) {
+    const CHECK: &str = "PodResources";
+    let Some(client) = api.client() else {
+        return;
+    };
+    let mut denied = Vec::new();
+    for a in DRA_NEEDED {
+        match client.access_review(a) {
+            Ok(d) if d.allowed => {}
+            Ok(_) => denied.push(a.describe()),
+            Err(_) => return, // the permissions check already says why the API cannot tell
+        }
+    }
+    let all = DRA_NEEDED
+        .iter()
+        .map(Access::describe)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if denied.is_empty() {
+        f.ok(
+            CHECK,
+            format!("plexus may {all}: devices from DRA ResourceClaims can be served too"),
+        );
+    } else {
+        f.warn(
+            CHECK,
+            format!(
+                "networks name a device resource ({who}), but plexus may not {}: a pod whose \
+                 devices of it come from DRA ResourceClaims fails ADD",
+                denied.join(", ")
+            ),
+            Some(
+                "if the cluster allocates these devices through Dynamic Resource Allocation, \
+                 apply examples/deploy/rbac-dra.yaml (docs/dra.md); otherwise nothing to do"
+                    .into(),
+            ),
+        );
     }
 }
 
