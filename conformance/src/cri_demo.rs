@@ -36,7 +36,7 @@ pub fn run(path: &Path, repo: &Path, plexus: &Path) -> Result<(), Vec<String>> {
     let mut r = Run {
         mode: Mode::Demo,
         step: 0,
-        steps: 5 + sc.pods.len(),
+        steps: 4 + sc.pods.len(),
         failures: vec![],
     };
     r.say(&format!(
