@@ -508,6 +508,15 @@ fn installer_then_pods_get_every_network() {
             rig.ctd.bin_dir.join("plexus").is_file(),
             "the binary was copied"
         );
+        let image = rig
+            .ctd
+            .cri()
+            .image_status(&rig.images.plexus_name)
+            .expect("ImageStatus");
+        assert!(
+            image.is_some_and(|i| i.repo_tags.contains(&rig.images.plexus_name)),
+            "the CRI knows the imported image by its tag"
+        );
 
         rig.api.reset_counters();
         let config = rig.pod("web", "net1, net2");

@@ -176,7 +176,7 @@ pub fn run(path: &Path, repo: &Path, plexus: &Path) -> Result<(), Vec<String>> {
                 let ns = Netns::existing(&netns);
                 r.say(&format!(
                     "    sandbox {}, netns {netns}",
-                    &id[..12.min(id.len())]
+                    id.get(..12).unwrap_or(&id)
                 ));
                 scenario::show_pod(&r, &ns);
                 println!(
