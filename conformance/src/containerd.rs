@@ -532,12 +532,15 @@ impl Drop for Containerd {
         }
         // The pods' parent cgroup, in every hierarchy, when no other rig's pod is in it
         // (rmdir of a cgroup with children fails, and that is fine).
+        // cgroup v1: one per hierarchy (/sys/fs/cgroup/<controller>/plexus-rig); v2: the one.
+        let parent = CGROUP_PARENT.trim_start_matches('/');
+        let _ = fs::remove_dir(Path::new("/sys/fs/cgroup").join(parent));
         for h in fs::read_dir("/sys/fs/cgroup")
             .into_iter()
             .flatten()
             .flatten()
         {
-            let _ = fs::remove_dir(h.path().join(CGROUP_PARENT.trim_start_matches('/')));
+            let _ = fs::remove_dir(h.path().join(parent));
         }
     }
 }
