@@ -141,9 +141,20 @@ pub fn repo_root() -> PathBuf {
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 
-/// The image name `deploy/build-image.sh` gives by default: `localhost/plexus:<version>`.
+/// The image name `deploy/build-image.sh` gives by default: `localhost/plexus:<version>`, the
+/// version being plexus's (the top-level Cargo.toml's, read as the script reads it).
 pub fn plexus_image_name() -> String {
-    format!("localhost/plexus:{}", env!("CARGO_PKG_VERSION"))
+    let version = fs::read_to_string(repo_root().join("Cargo.toml"))
+        .ok()
+        .and_then(|t| {
+            t.lines().find_map(|l| {
+                l.strip_prefix("version = \"")
+                    .and_then(|v| v.strip_suffix('"'))
+                    .map(str::to_owned)
+            })
+        })
+        .unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_owned());
+    format!("localhost/plexus:{version}")
 }
 
 /// Builds (or finds already built) the plexus image from `binary` and the pause image, as
@@ -159,7 +170,9 @@ pub fn build_images(binary: &Path, cache: &Path) -> Result<Images, String> {
         let m = fs::metadata(p).map_err(|e| format!("{}: {e}", p.display()))?;
         Ok(format!("{}-{}.{}", m.size(), m.mtime(), m.mtime_nsec()))
     };
-    let plexus = cache.join(format!("plexus-{}.tar", stamp(binary)?));
+    let plexus_name = plexus_image_name();
+    let version = plexus_name.rsplit(':').next().unwrap_or_default();
+    let plexus = cache.join(format!("plexus-{version}-{}.tar", stamp(binary)?));
     let pause_src = root.join("conformance/images/pause.c");
     let pause = cache.join(format!("pause-{}.tar", stamp(&pause_src)?));
     let build = |out: &Path, cmd: &mut Command| -> Result<(), String> {
@@ -180,7 +193,11 @@ pub fn build_images(binary: &Path, cache: &Path) -> Result<Images, String> {
         fs::rename(&tmp, out).map_err(|e| format!("rename to {}: {e}", out.display()))
     };
     let mut p = Command::new(root.join("deploy/build-image.sh"));
-    p.arg("--binary").arg(binary).arg("--out");
+    p.arg("--binary")
+        .arg(binary)
+        .arg("--tag")
+        .arg(&plexus_name)
+        .arg("--out");
     build(&plexus, &mut p)?;
     build(
         &pause,
@@ -188,7 +205,7 @@ pub fn build_images(binary: &Path, cache: &Path) -> Result<Images, String> {
     )?;
     Ok(Images {
         plexus,
-        plexus_name: plexus_image_name(),
+        plexus_name,
         pause,
     })
 }
