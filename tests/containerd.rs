@@ -333,6 +333,17 @@ struct Leftovers {
 
 impl Drop for Rig {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // What the runtime and plexus said, for the failure's report.
+            eprintln!(
+                "----- containerd's log (tail) -----\n{}\n----- plexus's log (tail) -----\n{}",
+                tail(&self.ctd.log_text(), 40),
+                tail(
+                    &fs::read_to_string(&self.plexus_log).unwrap_or_default(),
+                    40
+                )
+            );
+        }
         if let Some((sid, cid)) = self.installer.take() {
             let cri = self.ctd.cri();
             let _ = cri.stop_container(&cid, 5);
