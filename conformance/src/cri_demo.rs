@@ -8,7 +8,8 @@
 //! capability), its `bin_dir` the Debian plugins, the scenario's fakes and plexus. Each pod
 //! is a RunPodSandbox with the pod's metadata and annotations from the stand-in; the demo
 //! prints the interfaces containerd's pod netns holds and the network-status annotation,
-//! checks them against the scenario's expectations (failing pods must fail RunPodSandbox),
+//! checks them against the scenario's expectations (failing pods must fail RunPodSandbox with
+//! the texts the scenario expects in the error),
 //! then stops and removes every sandbox and checks that nothing is left (interfaces,
 //! host-local leases, plexus's journal, libcni's cached results).
 //!
@@ -195,7 +196,16 @@ pub fn run(path: &Path, repo: &Path, plexus: &Path) -> Result<(), Vec<String>> {
                 }
                 sandboxes.push((key, id));
             }
-            (Err(e), Some(_)) => r.say(&format!("    failed as expected: {}", e.message())),
+            (Err(e), Some(want)) => {
+                r.say(&format!("    failed as expected: {}", e.message()));
+                // containerd's message carries plexus's `msg` and `details` (its CNI error
+                // code does not reach the CRI).
+                for c in &want.contains {
+                    if !e.message().contains(c.as_str()) {
+                        r.fail(format!("pod {key}: the error does not say {c:?}"));
+                    }
+                }
+            }
             (Ok(id), Some(_)) => {
                 r.fail(format!("RunPodSandbox {key} succeeded but must fail"));
                 sandboxes.push((key, id));
