@@ -5,11 +5,12 @@
 //! file, root and state directories in a temp dir on the sandbox's `/run/cni` tmpfs (gone
 //! with the sandbox), its own socket, and the CRI plugin with
 //! - `bin_dir` = [`Containerd::bin_dir`] (Debian's plugins of `/usr/lib/cni` through an
-//!   overlay whose upper layer is on the tmpfs; the installer container copies plexus there) and `conf_dir` = [`Containerd::conf_dir`]
-//!   (`max_conf_num = 1`: the lexically first config is the pod network, as on a node);
+//!   overlay whose upper layer is on the tmpfs; the installer container copies plexus there)
+//!   and `conf_dir` = [`Containerd::conf_dir`] (`max_conf_num = 1`: the lexically first
+//!   config is the pod network, as on a node);
 //! - `sandbox_image` = the local pause image (`conformance/images/`; nothing is pulled: the
 //!   network is closed and the sandbox has no route out anyway);
-//! - the `overlayfs` snapshotter (the native one works as well, slower);
+//! - the `overlayfs` snapshotter ([`SNAPSHOTTER`]; only it was tried here);
 //! - runc with cgroupfs (`SystemdCgroup = false`): there is no systemd here.
 //!
 //! What had to be set, and why (each found by running it here):
@@ -27,6 +28,9 @@
 //!   /proc/self/oom_score_adj: Permission denied" from runc's nsexec, seen with runc
 //!   `--debug`, see [`RUNC_ENV`]); restricted, containerd never asks for less than its own.
 //! - seccomp needs nothing (unconfined unless a pod asks).
+//! - **`bin_dir` is an overlay**, not links to `/usr/lib/cni`: plexus refuses a delegate that
+//!   resolves outside the plugin directories ("... resolves to /usr/lib/cni/bridge, outside
+//!   every plugin directory"), and copies would cost ~60 MB of tmpfs per containerd.
 //! - **the pods' cgroups** go under [`CGROUP_PARENT`] rather than containerd's `/k8s.io`
 //!   (the hierarchies are the host's), and the parent is removed at the end.
 //! - the plugins that cannot work here (btrfs, zfs, devmapper, aufs snapshotters, tracing)
