@@ -6,6 +6,10 @@
 # network is not touched): an API stand-in over HTTPS with the example NADs and pods, pods as
 # network namespaces, plexus called as a container runtime calls it. It prints every pod's
 # interfaces and network-status, deletes everything and shows that nothing is left.
+#   sudo conformance/demo.sh --containerd
+# makes the same pods through a real containerd's CRI instead, as a kubelet does (containerd,
+# runc and buildah are installed when missing; nothing is pulled: the pause image is built
+# locally).
 set -eu
 cd "$(dirname "$0")/.."
 

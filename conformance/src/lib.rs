@@ -12,6 +12,9 @@
 //!   HTTPS) with fault injection and request counters.
 //! * [`podresources`] is a stand-in for the kubelet's PodResources gRPC API (device IDs per
 //!   pod, for SR-IOV) on a unix socket, with a slow mode and a call log.
+//! * [`containerd`] runs a real containerd (CRI plugin, runc, a local pause image) inside the
+//!   sandbox, calling plexus as a kubelet's runtime does; [`cri`] is the CRI client that
+//!   plays the kubelet.
 //!
 //! Every wait in this crate is bounded: commands run with a deadline and
 //! conditions are polled with [`wait_until`], never slept on blindly.
@@ -38,6 +41,9 @@
 
 pub mod apiserver;
 pub mod bench;
+pub mod containerd;
+pub mod cri;
+pub mod cri_demo;
 pub mod flags;
 pub mod netns;
 pub mod plugins;

@@ -57,6 +57,8 @@ impl Link {
 pub struct Netns {
     name: String,
     path: PathBuf,
+    /// Made here (deleted on drop), or someone else's ([`Netns::existing`]).
+    owned: bool,
 }
 
 impl Netns {
@@ -70,7 +72,21 @@ impl Netns {
         let name = format!("{prefix}-{}-{n}", std::process::id());
         ip(&["netns", "add", &name]);
         let path = Path::new(NETNS_DIR).join(&name);
-        Netns { name, path }
+        Netns {
+            name,
+            path,
+            owned: true,
+        }
+    }
+
+    /// A handle on the network namespace `name` of `/run/netns` that another program made
+    /// (containerd's `cni-<uuid>`), for inspection: it is not deleted on drop.
+    pub fn existing(name: &str) -> Netns {
+        Netns {
+            name: name.to_owned(),
+            path: Path::new(NETNS_DIR).join(name),
+            owned: false,
+        }
     }
 
     /// The namespace's name, as used by `ip -n NAME` / `ip link set ... netns NAME`.
@@ -137,6 +153,9 @@ impl Drop for Netns {
     /// sandbox's teardown removes it anyway). Interfaces still in it are
     /// destroyed by the kernel asynchronously, shortly after.
     fn drop(&mut self) {
+        if !self.owned {
+            return;
+        }
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "del", &self.name]);
         let _ = output_with_timeout(&mut cmd, b"", COMMAND_TIMEOUT);

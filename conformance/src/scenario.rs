@@ -209,28 +209,28 @@ pub fn files(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// A run in progress: numbered steps, failures collected.
-struct Run {
-    mode: Mode,
-    step: usize,
-    steps: usize,
-    failures: Vec<String>,
+pub(crate) struct Run {
+    pub(crate) mode: Mode,
+    pub(crate) step: usize,
+    pub(crate) steps: usize,
+    pub(crate) failures: Vec<String>,
 }
 
 impl Run {
-    fn step(&mut self, what: &str) {
+    pub(crate) fn step(&mut self, what: &str) {
         self.step += 1;
         if self.mode == Mode::Demo {
             println!("[{}/{}] {what}", self.step, self.steps);
         }
     }
 
-    fn say(&self, text: &str) {
+    pub(crate) fn say(&self, text: &str) {
         if self.mode == Mode::Demo {
             println!("{text}");
         }
     }
 
-    fn fail(&mut self, what: String) {
+    pub(crate) fn fail(&mut self, what: String) {
         if self.mode == Mode::Demo {
             println!("    FAILED: {what}");
         }
@@ -624,7 +624,7 @@ fn explained_as_added(doc: &Value, add: &Outcome, sb: &Sandbox) -> Vec<String> {
     failures
 }
 
-fn start_kubelet(
+pub(crate) fn start_kubelet(
     k: &Kubelet,
     work: &Path,
     plugin: &mut Value,
@@ -646,7 +646,7 @@ fn start_kubelet(
     Ok((server, devinfo))
 }
 
-fn indent(text: &str) -> String {
+pub(crate) fn indent(text: &str) -> String {
     text.lines()
         .map(|l| format!("    {l}"))
         .collect::<Vec<_>>()
@@ -654,7 +654,7 @@ fn indent(text: &str) -> String {
 }
 
 /// Prints a pod's interfaces, addresses and routes.
-fn show_pod(r: &Run, netns: &Netns) {
+pub(crate) fn show_pod(r: &Run, netns: &Netns) {
     if r.mode != Mode::Demo {
         return;
     }
@@ -686,7 +686,12 @@ fn show_pod(r: &Run, netns: &Netns) {
 
 /// The pod's annotations as `kubectl get pod -o yaml` prints them (kubectl when installed,
 /// else the same object read from the stand-in).
-fn annotations_yaml(api: &ApiServer, kubeconfig: &Path, namespace: &str, name: &str) -> String {
+pub(crate) fn annotations_yaml(
+    api: &ApiServer,
+    kubeconfig: &Path,
+    namespace: &str,
+    name: &str,
+) -> String {
     let mut cmd = Command::new("kubectl");
     cmd.arg("--kubeconfig")
         .arg(kubeconfig)
@@ -719,7 +724,7 @@ fn annotations_yaml(api: &ApiServer, kubeconfig: &Path, namespace: &str, name: &
 }
 
 /// The pod's interfaces other than `lo`.
-fn other_links(netns: &Netns) -> Vec<String> {
+pub(crate) fn other_links(netns: &Netns) -> Vec<String> {
     netns
         .links()
         .into_iter()
@@ -729,7 +734,7 @@ fn other_links(netns: &Netns) -> Vec<String> {
 }
 
 /// What is wrong with the pod after ADD.
-fn check_pod(
+pub(crate) fn check_pod(
     netns: &Netns,
     e: &Expect,
     api: &ApiServer,

@@ -43,7 +43,8 @@ pub fn measure_sender(binary: &Path, runs: usize) -> (Stats, Stats) {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()));
         if let Some(mut s) = child.stdin.take() {
-            s.write_all(doc.as_bytes()).expect("write the sender's input");
+            s.write_all(doc.as_bytes())
+                .expect("write the sender's input");
         }
         let status = child.wait().expect("wait for the sender");
         let took = start.elapsed().as_secs_f64() * 1000.0;

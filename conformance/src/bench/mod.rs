@@ -8,6 +8,8 @@
 //!   the two ways of attaching them: through plexus, and the same delegates run directly in
 //!   the same order with the same configs (the floor);
 //! - [`cycle`]: ADD+DEL of pods with 1, 3 and 8 attachments, repeated, the sizes taking turns;
+//! - [`containerd`]: a pod's sandbox through a real containerd, with plexus wrapping the
+//!   cluster network and without it;
 //! - [`burst`]: many pods added and deleted by a pool of workers, as a kubelet does;
 //! - [`version`]: `VERSION` against `/bin/true`, and the binary size;
 //! - [`events`]: what the detached Event sender costs the node (off the pod's path);
@@ -25,6 +27,7 @@ use std::sync::OnceLock;
 use crate::apiserver::Latencies;
 
 pub mod burst;
+pub mod containerd;
 pub mod cycle;
 pub mod events;
 pub mod floor;

@@ -9,6 +9,8 @@
 //! sudo target/release/plexus-bench cycle      # ADD+DEL of pods with 1, 3, 8 attachments
 //! sudo target/release/plexus-bench burst      # 100 pods × 3 attachments, 8 at a time
 //! sudo target/release/plexus-bench all        # everything, as in docs/benchmarks.md
+//! sudo target/release/plexus-bench containerd # a pod's sandbox through containerd, with and
+//!                                             # without plexus (not part of `all`)
 //! sudo target/release/plexus-bench compare --baseline OLD --binary NEW   # two builds, ABBA
 //! sudo target/release/plexus-bench api        # cycle + floor under a real API server's latencies
 //! ```
@@ -19,7 +21,7 @@
 //!
 //! Options:
 //! - `--runs N`: VERSION runs (default 2000), floor runs (default 300) or cycles per pod size
-//!   (default 60);
+//!   (default 60); for `containerd`, rounds (default 40);
 //! - `--binary PATH`: the plexus binary (default `target/release/plexus`);
 //! - `--baseline PATH`: for `compare`, the build `--binary` is compared with; `compare`
 //!   measures one pod size (`--attachments`, default 3), `--runs` cycles per build (default
@@ -112,7 +114,9 @@ fn parse() -> Options {
             "--pods" => o.pods = num(args.next(), "--pods"),
             "--parallel" => o.parallel = num(args.next(), "--parallel"),
             "--bursts" => o.bursts = num(args.next(), "--bursts"),
-            "version" | "floor" | "cycle" | "burst" | "all" | "compare" | "api" => o.mode = a,
+            "version" | "floor" | "cycle" | "burst" | "all" | "compare" | "api" | "containerd" => {
+                o.mode = a
+            }
             "floor-child" => std::process::exit(i32::from(floor::child_main())),
             other => panic!("unknown argument {other:?}; see the doc comment of plexus-bench"),
         }
@@ -210,6 +214,10 @@ fn main() {
             o.plugins,
         );
         cycle::report_comparison(&compared, o.plugins);
+    }
+    if o.mode == "containerd" {
+        let m = plexus_conformance::bench::containerd::measure(&o.binary, o.runs.unwrap_or(40));
+        plexus_conformance::bench::containerd::report(&m);
     }
     if o.mode == "burst" || o.mode == "all" {
         // Timed bursts, then one that samples plexus's peak RSS.

@@ -2,8 +2,11 @@
 //! runs it as root).
 //!
 //! ```text
-//! sudo target/release/plexus-demo [SCENARIO.yaml] [--binary PATH]
+//! sudo target/release/plexus-demo [SCENARIO.yaml] [--binary PATH] [--containerd]
 //! ```
+//!
+//! With `--containerd` the pods are made through a real containerd's CRI, as a kubelet makes
+//! them (`plexus_conformance::cri_demo`; needs containerd, runc and buildah).
 //!
 //! Runs the scenario (default `conformance/scenarios/demo.yaml`) with a progress line per
 //! step, every pod's interfaces and network-status, and the final empty-state check, in its
@@ -22,6 +25,7 @@ fn main() {
         .unwrap_or_default();
     let mut file = repo.join("conformance/scenarios/demo.yaml");
     let mut binary = repo.join("target/release/plexus");
+    let mut with_containerd = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -29,6 +33,7 @@ fn main() {
                 Some(b) => binary = PathBuf::from(b),
                 None => usage("--binary needs a path"),
             },
+            "--containerd" => with_containerd = true,
             "-h" | "--help" => usage(""),
             other if !other.starts_with('-') => file = PathBuf::from(other),
             other => usage(&format!("unknown option {other}")),
@@ -49,7 +54,12 @@ fn main() {
         "plexus demo: a simulated Kubernetes node in its own network and mount namespace\nplexus binary: {}\n",
         binary.display()
     );
-    match scenario::run(&file, &repo, &binary, Mode::Demo) {
+    let outcome = if with_containerd {
+        plexus_conformance::cri_demo::run(&file, &repo, &binary)
+    } else {
+        scenario::run(&file, &repo, &binary, Mode::Demo)
+    };
+    match outcome {
         Ok(()) => {}
         Err(failures) => {
             eprintln!("\nplexus-demo: {} check(s) failed:", failures.len());
@@ -65,6 +75,6 @@ fn usage(err: &str) -> ! {
     if !err.is_empty() {
         eprintln!("plexus-demo: {err}");
     }
-    eprintln!("usage: plexus-demo [SCENARIO.yaml] [--binary PATH]   (as root)");
+    eprintln!("usage: plexus-demo [SCENARIO.yaml] [--binary PATH] [--containerd]   (as root)");
     std::process::exit(if err.is_empty() { 0 } else { 2 });
 }
