@@ -75,6 +75,7 @@ pub fn measure(binary: &Path, rounds: usize) -> Measured {
     let images = containerd::build_images(binary, &cache)
         .unwrap_or_else(|e| panic!("building the pause image: {e}"));
     let api = ApiServer::start();
+    api.set_latencies(super::api_latencies());
     let cluster = json!({
         "cniVersion": "1.0.0", "name": "cluster-net",
         "plugins": [{
