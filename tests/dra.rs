@@ -15,16 +15,16 @@
 mod common;
 
 use std::fs;
-use std::path::PathBuf;
 
 use plexus_conformance::apiserver::RequestRecord;
 use plexus_conformance::netns::{host_links, veth_pair};
 use plexus_conformance::plugins::recorded;
-use plexus_conformance::podresources::{Container, PodResourcesServer};
+use plexus_conformance::podresources::Container;
 use plexus_conformance::sandbox;
 use serde_json::{Value, json};
 
-use common::node::{NS, Node, Pod, cluster_bridge};
+use common::devices::DeviceNode;
+use common::node::{NS, Pod};
 
 const RESOURCE: &str = "example.com/sriov_vf";
 const DRIVER: &str = "sriovnetwork.k8snetworkplumbingwg.io";
@@ -33,32 +33,23 @@ const VF1: &str = "0000:af:00.1";
 const VF2: &str = "0000:af:00.2";
 const VF3: &str = "0000:af:00.3";
 
-struct DraNode {
-    node: Node,
-    socket: PathBuf,
-    devinfo: PathBuf,
+/// A node with a kubelet socket, a device-information directory and DRA objects.
+struct DraNode(DeviceNode);
+
+impl std::ops::Deref for DraNode {
+    type Target = DeviceNode;
+    fn deref(&self) -> &DeviceNode {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for DraNode {
+    fn deref_mut(&mut self) -> &mut DeviceNode {
+        &mut self.0
+    }
 }
 
 impl DraNode {
-    fn start(cluster: &str, bridge: &str, subnet: &str) -> DraNode {
-        let mut node = Node::start(cluster_bridge(cluster, bridge, subnet));
-        let socket = node.dir.path().join("pod-resources").join("kubelet.sock");
-        fs::create_dir_all(socket.parent().unwrap()).unwrap();
-        let devinfo = node.dir.path().join("devinfo");
-        node.set("podResourcesSocket", json!(socket));
-        node.set("podResourcesTimeoutSeconds", json!(2));
-        node.set("deviceInfoDir", json!(devinfo));
-        DraNode {
-            node,
-            socket,
-            devinfo,
-        }
-    }
-
-    fn kubelet(&self) -> PodResourcesServer {
-        PodResourcesServer::start(&self.socket)
-    }
-
     /// NAD `name` in [`NS`], the fake SR-IOV delegate, annotated with `resource`.
     fn nad(&self, name: &str, resource: &str) {
         let config = json!({
@@ -241,7 +232,7 @@ fn dra_requests(log: &[RequestRecord], pod: &str) -> Vec<String> {
 #[test]
 fn one_claim_two_vfs_serve_two_networks_in_order() {
     sandbox::run("one_claim_two_vfs_serve_two_networks_in_order", || {
-        let s = DraNode::start("cl-dra", "plxd0", "10.150.0.0/24");
+        let s = DraNode(DeviceNode::start("cl-dra", "plxd0", "10.150.0.0/24"));
         let macs = make_vfs(&[VF1, VF2]);
         let kubelet = s.kubelet();
         // The kubelet knows the pod, without device-plugin devices.
@@ -337,7 +328,7 @@ fn one_claim_two_vfs_serve_two_networks_in_order() {
 #[test]
 fn device_plugin_vfs_come_first_then_claimed_ones() {
     sandbox::run("device_plugin_vfs_come_first_then_claimed_ones", || {
-        let s = DraNode::start("cl-mix", "plxd1", "10.151.0.0/24");
+        let s = DraNode(DeviceNode::start("cl-mix", "plxd1", "10.151.0.0/24"));
         let macs = make_vfs(&[VF1, VF2]);
         let kubelet = s.kubelet();
         // The kubelet reports the claim in `dynamic_resources` too (plexus reads devices from
@@ -406,7 +397,7 @@ fn device_plugin_vfs_come_first_then_claimed_ones() {
 #[test]
 fn dra_problems_fail_add_before_anything_is_attached() {
     sandbox::run("dra_problems_fail_add_before_anything_is_attached", || {
-        let s = DraNode::start("cl-draerr", "plxd2", "10.152.0.0/24");
+        let s = DraNode(DeviceNode::start("cl-draerr", "plxd2", "10.152.0.0/24"));
         make_vfs(&[VF1]);
         let kubelet = s.kubelet();
         s.nad("sriov-a", RESOURCE);
@@ -508,7 +499,7 @@ fn extended_resource_claims_map_requests_to_resource_names() {
     sandbox::run(
         "extended_resource_claims_map_requests_to_resource_names",
         || {
-            let s = DraNode::start("cl-ext", "plxd3", "10.153.0.0/24");
+            let s = DraNode(DeviceNode::start("cl-ext", "plxd3", "10.153.0.0/24"));
             let macs = make_vfs(&[VF1]);
             let kubelet = s.kubelet();
             kubelet.set_pod(NS, "ext", vec![Container::new("app")]);
@@ -548,7 +539,7 @@ fn extended_resource_claims_map_requests_to_resource_names() {
 #[test]
 fn without_the_dra_grants_add_names_them() {
     sandbox::run("without_the_dra_grants_add_names_them", || {
-        let s = DraNode::start("cl-rbac", "plxd4", "10.154.0.0/24");
+        let s = DraNode(DeviceNode::start("cl-rbac", "plxd4", "10.154.0.0/24"));
         make_vfs(&[VF1]);
         let kubelet = s.kubelet();
         kubelet.set_pod(NS, "p", vec![Container::new("app")]);

@@ -18,43 +18,34 @@ use std::time::{Duration, Instant};
 
 use plexus_conformance::netns::{host_links, veth_pair};
 use plexus_conformance::plugins::recorded;
-use plexus_conformance::podresources::{Container, PodResourcesServer};
+use plexus_conformance::podresources::Container;
 use plexus_conformance::sandbox;
 use serde_json::{Value, json};
 
-use common::node::{NS, Node, Pod, cluster_bridge, conflist};
+use common::devices::DeviceNode;
+use common::node::{NS, Pod, conflist};
 
 const RESOURCE: &str = "example.com/sriov_vf";
 const VF1: &str = "0000:af:00.1";
 const VF2: &str = "0000:af:00.2";
 
 /// A node whose kubelet socket and device-information directory are in its own directory.
-struct SriovNode {
-    node: Node,
-    socket: PathBuf,
-    devinfo: PathBuf,
+struct SriovNode(DeviceNode);
+
+impl std::ops::Deref for SriovNode {
+    type Target = DeviceNode;
+    fn deref(&self) -> &DeviceNode {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for SriovNode {
+    fn deref_mut(&mut self) -> &mut DeviceNode {
+        &mut self.0
+    }
 }
 
 impl SriovNode {
-    fn start(cluster: &str, bridge: &str, subnet: &str) -> SriovNode {
-        let mut node = Node::start(cluster_bridge(cluster, bridge, subnet));
-        let socket = node.dir.path().join("pod-resources").join("kubelet.sock");
-        fs::create_dir_all(socket.parent().unwrap()).unwrap();
-        let devinfo = node.dir.path().join("devinfo");
-        node.set("podResourcesSocket", json!(socket));
-        node.set("podResourcesTimeoutSeconds", json!(2));
-        node.set("deviceInfoDir", json!(devinfo));
-        SriovNode {
-            node,
-            socket,
-            devinfo,
-        }
-    }
-
-    fn kubelet(&self) -> PodResourcesServer {
-        PodResourcesServer::start(&self.socket)
-    }
-
     /// NAD `name` in [`NS`] with `config`, annotated with [`RESOURCE`].
     fn nad(&self, name: &str, config: &Value) {
         self.node.api.put(json!({
@@ -154,7 +145,7 @@ fn assert_nothing_attached(s: &SriovNode, pod: &Pod, when: &str) {
 #[test]
 fn two_attachments_of_one_resource_get_both_devices() {
     sandbox::run("two_attachments_of_one_resource_get_both_devices", || {
-        let s = SriovNode::start("cl-sr", "plxs0", "10.140.0.0/24");
+        let s = SriovNode(DeviceNode::start("cl-sr", "plxs0", "10.140.0.0/24"));
         let macs = make_vfs(&[VF1, VF2]);
         let kubelet = s.kubelet();
         kubelet.set_pod(
@@ -253,7 +244,7 @@ fn two_attachments_of_one_resource_get_both_devices() {
 #[test]
 fn kubelet_socket_missing_fails_add_cleanly() {
     sandbox::run("kubelet_socket_missing_fails_add_cleanly", || {
-        let s = SriovNode::start("cl-nosock", "plxs1", "10.141.0.0/24");
+        let s = SriovNode(DeviceNode::start("cl-nosock", "plxs1", "10.141.0.0/24"));
         make_vfs(&[VF1]);
         s.nad("sriov-a", &sriov_config("sriov-a"));
         let pod = s.node.pod("p", "sriov-a");
@@ -278,7 +269,7 @@ fn kubelet_socket_missing_fails_add_cleanly() {
 #[test]
 fn no_allocation_fails_add_cleanly() {
     sandbox::run("no_allocation_fails_add_cleanly", || {
-        let s = SriovNode::start("cl-noalloc", "plxs2", "10.142.0.0/24");
+        let s = SriovNode(DeviceNode::start("cl-noalloc", "plxs2", "10.142.0.0/24"));
         make_vfs(&[VF1]);
         let kubelet = s.kubelet();
         s.nad("sriov-a", &sriov_config("sriov-a"));
@@ -326,7 +317,7 @@ fn no_allocation_fails_add_cleanly() {
 #[test]
 fn malformed_device_info_fails_add_cleanly() {
     sandbox::run("malformed_device_info_fails_add_cleanly", || {
-        let s = SriovNode::start("cl-badinfo", "plxs3", "10.143.0.0/24");
+        let s = SriovNode(DeviceNode::start("cl-badinfo", "plxs3", "10.143.0.0/24"));
         make_vfs(&[VF1]);
         let kubelet = s.kubelet();
         kubelet.set_pod(
@@ -355,7 +346,7 @@ fn malformed_device_info_fails_add_cleanly() {
 #[test]
 fn slow_kubelet_fails_add_within_the_bound() {
     sandbox::run("slow_kubelet_fails_add_within_the_bound", || {
-        let mut s = SriovNode::start("cl-slow", "plxs4", "10.144.0.0/24");
+        let mut s = SriovNode(DeviceNode::start("cl-slow", "plxs4", "10.144.0.0/24"));
         s.node.set("podResourcesTimeoutSeconds", json!(0.5));
         make_vfs(&[VF1]);
         let kubelet = s.kubelet();
@@ -386,7 +377,7 @@ fn slow_kubelet_fails_add_within_the_bound() {
 #[test]
 fn list_serves_a_kubelet_without_get() {
     sandbox::run("list_serves_a_kubelet_without_get", || {
-        let s = SriovNode::start("cl-list", "plxs5", "10.145.0.0/24");
+        let s = SriovNode(DeviceNode::start("cl-list", "plxs5", "10.145.0.0/24"));
         let macs = make_vfs(&[VF2]);
         let kubelet = s.kubelet();
         kubelet.serve_get(false);
@@ -425,7 +416,7 @@ fn rollback_removes_device_info_copies_and_returns_the_vf() {
     sandbox::run(
         "rollback_removes_device_info_copies_and_returns_the_vf",
         || {
-            let s = SriovNode::start("cl-rbsr", "plxs6", "10.146.0.0/24");
+            let s = SriovNode(DeviceNode::start("cl-rbsr", "plxs6", "10.146.0.0/24"));
             let macs = make_vfs(&[VF1]);
             let kubelet = s.kubelet();
             kubelet.set_pod(

@@ -77,4 +77,5 @@ pub fn attach_env<'a>(
     ]
 }
 
+pub mod devices;
 pub mod node;

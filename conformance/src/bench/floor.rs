@@ -178,7 +178,7 @@ pub fn child_main() -> u8 {
 
 /// One fresh connection, one NAD GET and one status PATCH: the time of each.
 async fn api_round(server: &ApiServer, connector: &TlsConnector) -> Result<[Duration; 3], String> {
-    api_round_to(server.port(), &server.token(), connector).await
+    api_round_to(server.port(), server.token(), connector).await
 }
 
 /// [`api_round`] against the stand-in at `port`.
