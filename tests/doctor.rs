@@ -324,9 +324,10 @@ fn a_healthy_node_is_all_ok_and_doctor_writes_nothing() {
         let pod = d.node.pod("web", "");
         d.add(&pod);
         assert_eq!(d.node.journal_files_of(&pod).len(), 1);
-        // ADD's AddedInterface Event arrives from its detached sender, after ADD returned.
+        // ADD's AddedInterface Event arrives from its detached sender, after ADD returned: wait
+        // until its request is logged whole (the log records a request after storing it).
         plexus_conformance::wait_until("the ADD's Event", Duration::from_secs(10), || {
-            !d.node.api.list("events", NS).is_empty()
+            d.node.api.requests().iter().any(|r| r.key == "POST events")
         });
 
         let files = snapshot(d.node.dir.path());
