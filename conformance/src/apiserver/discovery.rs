@@ -13,8 +13,9 @@ use serde_json::{Value, json};
 use super::store::{EVENTS_GROUP, NAD_GROUP, RESOURCE_GROUP, Res};
 use super::util::{human_duration, meta, meta_str, parse_rfc3339};
 
-/// The Kubernetes version the stand-in claims to be (kubectl's skew rules read it).
-pub(crate) const VERSION: (&str, &str) = ("1", "32");
+/// The Kubernetes version the stand-in claims to be (kubectl's skew rules read it): 1.34, the first
+/// with resource.k8s.io/v1 (DRA), which it serves.
+pub(crate) const VERSION: (&str, &str) = ("1", "34");
 
 fn verbs(v: &[&str]) -> Value {
     json!(v)
