@@ -17,13 +17,11 @@ mod common;
 use std::fs;
 
 use plexus_conformance::apiserver::RequestRecord;
-use plexus_conformance::netns::{host_links, veth_pair};
-use plexus_conformance::plugins::recorded;
 use plexus_conformance::podresources::Container;
 use plexus_conformance::sandbox;
 use serde_json::{Value, json};
 
-use common::devices::DeviceNode;
+use common::devices::{DeviceNode, host_mac, make_vfs, sriov_adds, sriov_config, vf_name};
 use common::node::{NS, Pod};
 
 const RESOURCE: &str = "example.com/sriov_vf";
@@ -52,16 +50,7 @@ impl std::ops::DerefMut for DraNode {
 impl DraNode {
     /// NAD `name` in [`NS`], the fake SR-IOV delegate, annotated with `resource`.
     fn nad(&self, name: &str, resource: &str) {
-        let config = json!({
-            "cniVersion": "1.0.0", "name": name, "type": "fake-sriov",
-            "capabilities": {"deviceID": true, "CNIDeviceInfoFile": true}
-        });
-        self.node.api.put(json!({
-            "apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
-            "metadata": {"namespace": NS, "name": name,
-                         "annotations": {"k8s.v1.cni.cncf.io/resourceName": resource}},
-            "spec": {"config": config.to_string()}
-        }));
+        self.resource_nad(name, resource, &sriov_config(name));
     }
 
     /// A pod as [`Node::pod`] makes it, with `claims` (pod claim name, ResourceClaim name) in
@@ -108,26 +97,6 @@ impl DraNode {
                      "devices": devices}
         }));
     }
-
-    fn dp_file(&self, id: &str) -> Vec<u8> {
-        let dir = self.devinfo.join("dp");
-        fs::create_dir_all(&dir).unwrap();
-        let text = format!(r#"{{"type":"pci","version":"1.1.0","pci":{{"pci-address":"{id}"}}}}"#);
-        let name = format!("{}-{id}-device.json", RESOURCE.replace('/', "-"));
-        fs::write(dir.join(name), &text).unwrap();
-        text.into_bytes()
-    }
-
-    fn copies(&self) -> Vec<String> {
-        let Ok(dir) = fs::read_dir(self.devinfo.join("cni")) else {
-            return vec![];
-        };
-        let mut v: Vec<String> = dir
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
-        v.sort();
-        v
-    }
 }
 
 /// A VF as its DRA driver publishes it.
@@ -140,45 +109,6 @@ fn vf(name: &str, id: Option<&str>, resource: Option<&str>) -> Value {
         attrs["k8s.cni.cncf.io/resourceName"] = json!({"string": r});
     }
     json!({"name": name, "attributes": attrs})
-}
-
-fn vf_name(id: &str) -> String {
-    format!("vf{}", id.replace([':', '.'], ""))
-}
-
-fn make_vfs(ids: &[&str]) -> Vec<String> {
-    ids.iter()
-        .enumerate()
-        .map(|(i, id)| {
-            let vf = vf_name(id);
-            veth_pair(&vf, &format!("pf{i}{}", &vf[2..]));
-            host_mac(&vf).expect("the VF exists on the host")
-        })
-        .collect()
-}
-
-fn host_mac(name: &str) -> Option<String> {
-    host_links()
-        .into_iter()
-        .find(|l| l.name == name)
-        .map(|l| l.mac)
-}
-
-fn sriov_adds(pod: &Pod) -> Vec<Value> {
-    recorded(&pod.record_dir)
-        .into_iter()
-        .filter(|i| i.command == "ADD")
-        .map(|i| serde_json::from_slice(&i.stdin).expect("JSON stdin"))
-        .collect()
-}
-
-fn assert_nothing_attached(s: &DraNode, pod: &Pod, when: &str) {
-    s.node.assert_clean(pod, when);
-    assert!(
-        recorded(&pod.record_dir).is_empty(),
-        "{when}: no delegate may have run"
-    );
-    assert!(s.copies().is_empty(), "{when}: no device-info copy");
 }
 
 /// `%XX` decoding of a query string (what the stand-in's log keeps raw).
@@ -260,7 +190,7 @@ fn one_claim_two_vfs_serve_two_networks_in_order() {
                      "pool": {"name": "node-2", "generation": 1, "resourceSliceCount": 1},
                      "devices": [vf("vf-1", Some("0000:00:00.9"), Some(RESOURCE))]}
         }));
-        let info1 = s.dp_file(VF1);
+        let info1 = s.dp_file(RESOURCE, VF1, None);
         let pod = s.pod("vfs", "sriov-a,sriov-b@fast1", &[("vfs", "vfs-claim-x7")]);
 
         let run = s.node.add(&pod);
@@ -419,7 +349,7 @@ fn dra_problems_fail_add_before_anything_is_attached() {
             kubelet.set_pod(NS, name, vec![Container::new("app")]);
             let pod = s.pod(name, networks, &[("vfs", claim)]);
             let (code, msg, details) = s.node.add(&pod).error();
-            assert_nothing_attached(&s, &pod, name);
+            s.assert_nothing_attached(&pod, name);
             s.node.del(&pod, None).assert_ok("the runtime's DEL");
             (code, msg, details)
         };
@@ -568,7 +498,7 @@ fn without_the_dra_grants_add_names_them() {
             details.contains("examples/deploy/rbac-dra.yaml"),
             "{details}"
         );
-        assert_nothing_attached(&s, &pod, "without the grants");
+        s.assert_nothing_attached(&pod, "without the grants");
         s.node.del(&pod, None).assert_ok("the runtime's DEL");
     });
 }

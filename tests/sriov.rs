@@ -13,139 +13,26 @@
 mod common;
 
 use std::fs;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use plexus_conformance::netns::{host_links, veth_pair};
 use plexus_conformance::plugins::recorded;
 use plexus_conformance::podresources::Container;
 use plexus_conformance::sandbox;
 use serde_json::{Value, json};
 
-use common::devices::DeviceNode;
-use common::node::{NS, Pod, conflist};
+use common::devices::{DeviceNode, host_mac, make_vfs, sriov_adds, sriov_config, vf_name};
+use common::node::{NS, conflist};
 
 const RESOURCE: &str = "example.com/sriov_vf";
 const VF1: &str = "0000:af:00.1";
 const VF2: &str = "0000:af:00.2";
-
-/// A node whose kubelet socket and device-information directory are in its own directory.
-struct SriovNode(DeviceNode);
-
-impl std::ops::Deref for SriovNode {
-    type Target = DeviceNode;
-    fn deref(&self) -> &DeviceNode {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for SriovNode {
-    fn deref_mut(&mut self) -> &mut DeviceNode {
-        &mut self.0
-    }
-}
-
-impl SriovNode {
-    /// NAD `name` in [`NS`] with `config`, annotated with [`RESOURCE`].
-    fn nad(&self, name: &str, config: &Value) {
-        self.node.api.put(json!({
-            "apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
-            "metadata": {"namespace": NS, "name": name,
-                         "annotations": {"k8s.v1.cni.cncf.io/resourceName": RESOURCE}},
-            "spec": {"config": config.to_string()}
-        }));
-    }
-
-    /// The device plugin's device-information file for `id`; returns its exact bytes.
-    fn dp_file(&self, id: &str, body: Option<&str>) -> Vec<u8> {
-        let dir = self.devinfo.join("dp");
-        fs::create_dir_all(&dir).unwrap();
-        let text = body.map(str::to_owned).unwrap_or_else(|| {
-            format!(r#"{{"type":"pci","version":"1.1.0","pci":{{"pci-address":"{id}"}}}}"#)
-        });
-        let name = format!("{}-{id}-device.json", RESOURCE.replace('/', "-"));
-        fs::write(dir.join(name), &text).unwrap();
-        text.into_bytes()
-    }
-
-    /// The files in `<deviceInfoDir>/cni`, sorted.
-    fn copies(&self) -> Vec<String> {
-        let Ok(dir) = fs::read_dir(self.devinfo.join("cni")) else {
-            return vec![];
-        };
-        let mut v: Vec<String> = dir
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
-        v.sort();
-        v
-    }
-
-    /// The copy's path for `pod`'s attachment `ifname` of NAD `nad`.
-    fn copy_path(&self, nad: &str, pod: &Pod, ifname: &str) -> PathBuf {
-        self.devinfo.join("cni").join(format!(
-            "{NS}-{nad}-{}_{ifname}-device.json",
-            pod.container_id
-        ))
-    }
-}
-
-/// The host netdev standing in for the VF of device `id`.
-fn vf_name(id: &str) -> String {
-    format!("vf{}", id.replace([':', '.'], ""))
-}
-
-/// Creates the VF stand-ins for `ids` (veths on the host); returns their MACs.
-fn make_vfs(ids: &[&str]) -> Vec<String> {
-    ids.iter()
-        .enumerate()
-        .map(|(i, id)| {
-            let vf = vf_name(id);
-            veth_pair(&vf, &format!("pf{i}{}", &vf[2..]));
-            host_mac(&vf).expect("the VF exists on the host")
-        })
-        .collect()
-}
-
-fn host_mac(name: &str) -> Option<String> {
-    host_links()
-        .into_iter()
-        .find(|l| l.name == name)
-        .map(|l| l.mac)
-}
-
-/// The single-plugin SR-IOV network: the fake delegate, capable of both device keys.
-fn sriov_config(name: &str) -> Value {
-    json!({
-        "cniVersion": "1.0.0", "name": name, "type": "fake-sriov",
-        "capabilities": {"deviceID": true, "CNIDeviceInfoFile": true}
-    })
-}
-
-/// What fake-sriov received on ADD, in call order.
-fn sriov_adds(pod: &Pod) -> Vec<Value> {
-    recorded(&pod.record_dir)
-        .into_iter()
-        .filter(|i| i.command == "ADD")
-        .map(|i| serde_json::from_slice(&i.stdin).expect("JSON stdin"))
-        .collect()
-}
-
-/// Asserts that nothing of `pod`'s ADD is left and no delegate of it ran.
-fn assert_nothing_attached(s: &SriovNode, pod: &Pod, when: &str) {
-    s.node.assert_clean(pod, when);
-    assert!(
-        recorded(&pod.record_dir).is_empty(),
-        "{when}: no delegate may have run"
-    );
-    assert!(s.copies().is_empty(), "{when}: no device-info copy");
-}
 
 // ---------------------------------------------------------------------------------------------
 
 #[test]
 fn two_attachments_of_one_resource_get_both_devices() {
     sandbox::run("two_attachments_of_one_resource_get_both_devices", || {
-        let s = SriovNode(DeviceNode::start("cl-sr", "plxs0", "10.140.0.0/24"));
+        let s = DeviceNode::start("cl-sr", "plxs0", "10.140.0.0/24");
         let macs = make_vfs(&[VF1, VF2]);
         let kubelet = s.kubelet();
         kubelet.set_pod(
@@ -156,9 +43,9 @@ fn two_attachments_of_one_resource_get_both_devices() {
                 Container::new("app").device(RESOURCE, &[VF1, VF2]),
             ],
         );
-        let info1 = s.dp_file(VF1, None);
-        let info2 = s.dp_file(VF2, None);
-        s.nad("sriov-a", &sriov_config("sriov-a"));
+        let info1 = s.dp_file(RESOURCE, VF1, None);
+        let info2 = s.dp_file(RESOURCE, VF2, None);
+        s.resource_nad("sriov-a", RESOURCE, &sriov_config("sriov-a"));
         let pod = s.node.pod("dpdk", "sriov-a,sriov-a@fast1");
 
         let run = s.node.add(&pod);
@@ -244,9 +131,9 @@ fn two_attachments_of_one_resource_get_both_devices() {
 #[test]
 fn kubelet_socket_missing_fails_add_cleanly() {
     sandbox::run("kubelet_socket_missing_fails_add_cleanly", || {
-        let s = SriovNode(DeviceNode::start("cl-nosock", "plxs1", "10.141.0.0/24"));
+        let s = DeviceNode::start("cl-nosock", "plxs1", "10.141.0.0/24");
         make_vfs(&[VF1]);
-        s.nad("sriov-a", &sriov_config("sriov-a"));
+        s.resource_nad("sriov-a", RESOURCE, &sriov_config("sriov-a"));
         let pod = s.node.pod("p", "sriov-a");
         let run = s.node.add(&pod);
         let (code, msg, details) = run.error();
@@ -259,7 +146,7 @@ fn kubelet_socket_missing_fails_add_cleanly() {
             )
         );
         assert!(details.contains("No such file or directory"), "{details}");
-        assert_nothing_attached(&s, &pod, "after the failed ADD");
+        s.assert_nothing_attached(&pod, "after the failed ADD");
         assert!(host_mac(&vf_name(VF1)).is_some());
         s.node.del(&pod, None).assert_ok("the runtime's DEL");
         s.node.assert_clean(&pod, "after DEL");
@@ -269,11 +156,11 @@ fn kubelet_socket_missing_fails_add_cleanly() {
 #[test]
 fn no_allocation_fails_add_cleanly() {
     sandbox::run("no_allocation_fails_add_cleanly", || {
-        let s = SriovNode(DeviceNode::start("cl-noalloc", "plxs2", "10.142.0.0/24"));
+        let s = DeviceNode::start("cl-noalloc", "plxs2", "10.142.0.0/24");
         make_vfs(&[VF1]);
         let kubelet = s.kubelet();
-        s.nad("sriov-a", &sriov_config("sriov-a"));
-        s.nad("sriov-b", &sriov_config("sriov-b"));
+        s.resource_nad("sriov-a", RESOURCE, &sriov_config("sriov-a"));
+        s.resource_nad("sriov-b", RESOURCE, &sriov_config("sriov-b"));
 
         // The pod got no device of the resource at all.
         kubelet.set_pod(
@@ -290,7 +177,7 @@ fn no_allocation_fails_add_cleanly() {
                 "pod default/none: network default/sriov-a needs a device of resource \"{RESOURCE}\", but the kubelet allocated none to the pod"
             )
         );
-        assert_nothing_attached(&s, &pod, "no device at all");
+        s.assert_nothing_attached(&pod, "no device at all");
 
         // One device for two attachments: the second has none.
         kubelet.set_pod(
@@ -308,7 +195,7 @@ fn no_allocation_fails_add_cleanly() {
             )
         );
         assert!(details.contains("request one"), "{details}");
-        assert_nothing_attached(&s, &pod, "one device for two");
+        s.assert_nothing_attached(&pod, "one device for two");
         assert!(host_mac(&vf_name(VF1)).is_some(), "VF1 never left the host");
         s.node.del(&pod, None).assert_ok("the runtime's DEL");
     });
@@ -317,7 +204,7 @@ fn no_allocation_fails_add_cleanly() {
 #[test]
 fn malformed_device_info_fails_add_cleanly() {
     sandbox::run("malformed_device_info_fails_add_cleanly", || {
-        let s = SriovNode(DeviceNode::start("cl-badinfo", "plxs3", "10.143.0.0/24"));
+        let s = DeviceNode::start("cl-badinfo", "plxs3", "10.143.0.0/24");
         make_vfs(&[VF1]);
         let kubelet = s.kubelet();
         kubelet.set_pod(
@@ -325,8 +212,8 @@ fn malformed_device_info_fails_add_cleanly() {
             "p",
             vec![Container::new("app").device(RESOURCE, &[VF1])],
         );
-        s.dp_file(VF1, Some("{\"type\":\"pci\","));
-        s.nad("sriov-a", &sriov_config("sriov-a"));
+        s.dp_file(RESOURCE, VF1, Some("{\"type\":\"pci\","));
+        s.resource_nad("sriov-a", RESOURCE, &sriov_config("sriov-a"));
         let pod = s.node.pod("p", "sriov-a");
         let (code, msg, _) = s.node.add(&pod).error();
         assert_eq!(code, 6);
@@ -339,14 +226,14 @@ fn malformed_device_info_fails_add_cleanly() {
             file.display()
         );
         assert!(msg.starts_with(&want), "{msg}");
-        assert_nothing_attached(&s, &pod, "after the failed ADD");
+        s.assert_nothing_attached(&pod, "after the failed ADD");
     });
 }
 
 #[test]
 fn slow_kubelet_fails_add_within_the_bound() {
     sandbox::run("slow_kubelet_fails_add_within_the_bound", || {
-        let mut s = SriovNode(DeviceNode::start("cl-slow", "plxs4", "10.144.0.0/24"));
+        let mut s = DeviceNode::start("cl-slow", "plxs4", "10.144.0.0/24");
         s.node.set("podResourcesTimeoutSeconds", json!(0.5));
         make_vfs(&[VF1]);
         let kubelet = s.kubelet();
@@ -356,7 +243,7 @@ fn slow_kubelet_fails_add_within_the_bound() {
             vec![Container::new("app").device(RESOURCE, &[VF1])],
         );
         kubelet.set_delay(Duration::from_secs(3600));
-        s.nad("sriov-a", &sriov_config("sriov-a"));
+        s.resource_nad("sriov-a", RESOURCE, &sriov_config("sriov-a"));
         let pod = s.node.pod("p", "sriov-a");
         let started = Instant::now();
         let (code, msg, _) = s.node.add(&pod).error();
@@ -370,14 +257,14 @@ fn slow_kubelet_fails_add_within_the_bound() {
             )
         );
         assert!(took < Duration::from_secs(10), "bounded: took {took:?}");
-        assert_nothing_attached(&s, &pod, "after the failed ADD");
+        s.assert_nothing_attached(&pod, "after the failed ADD");
     });
 }
 
 #[test]
 fn list_serves_a_kubelet_without_get() {
     sandbox::run("list_serves_a_kubelet_without_get", || {
-        let s = SriovNode(DeviceNode::start("cl-list", "plxs5", "10.145.0.0/24"));
+        let s = DeviceNode::start("cl-list", "plxs5", "10.145.0.0/24");
         let macs = make_vfs(&[VF2]);
         let kubelet = s.kubelet();
         kubelet.serve_get(false);
@@ -391,7 +278,7 @@ fn list_serves_a_kubelet_without_get() {
             "p",
             vec![Container::new("app").device(RESOURCE, &[VF2])],
         );
-        s.nad("sriov-a", &sriov_config("sriov-a"));
+        s.resource_nad("sriov-a", RESOURCE, &sriov_config("sriov-a"));
         let pod = s.node.pod("p", "sriov-a");
         let run = s.node.add(&pod);
         run.assert_ok("ADD through List");
@@ -416,7 +303,7 @@ fn rollback_removes_device_info_copies_and_returns_the_vf() {
     sandbox::run(
         "rollback_removes_device_info_copies_and_returns_the_vf",
         || {
-            let s = SriovNode(DeviceNode::start("cl-rbsr", "plxs6", "10.146.0.0/24"));
+            let s = DeviceNode::start("cl-rbsr", "plxs6", "10.146.0.0/24");
             let macs = make_vfs(&[VF1]);
             let kubelet = s.kubelet();
             kubelet.set_pod(
@@ -424,10 +311,11 @@ fn rollback_removes_device_info_copies_and_returns_the_vf() {
                 "p",
                 vec![Container::new("app").device(RESOURCE, &[VF1])],
             );
-            s.dp_file(VF1, None);
+            s.dp_file(RESOURCE, VF1, None);
             // The VF is attached by the list's first plugin, then the second one fails.
-            s.nad(
+            s.resource_nad(
                 "sriov-f",
+                RESOURCE,
                 &conflist(
                     "sriov-f",
                     vec![
