@@ -19,9 +19,8 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::apiserver::ApiServer;
 use crate::containerd::{self, Containerd};
-use crate::netns::{Netns, host_links, veth_pair};
+use crate::netns::Netns;
 use crate::runtime::{leftover_leases, list_dir};
 use crate::scenario::{self, Mode, Run};
 
@@ -68,26 +67,12 @@ pub fn run(path: &Path, repo: &Path, plexus: &Path) -> Result<(), Vec<String>> {
         ctd.conf_dir.display(),
         ctd.bin_dir.display()
     ));
-    let existing: Vec<String> = host_links().into_iter().map(|l| l.name).collect();
-    for u in &sc.uplinks {
-        if !existing.contains(u) {
-            veth_pair(u, &format!("{u}p"));
-        }
-    }
+    scenario::make_uplinks(&sc);
 
     r.step("Kubernetes API stand-in over HTTPS, with the scenario's NADs and pods");
-    let api = ApiServer::start();
     let work = ctd.dir().to_path_buf();
     let kubeconfig = work.join("plexus.kubeconfig");
-    api.write_kubeconfig(&kubeconfig);
-    for o in &sc.objects {
-        api.load_yaml_path(&repo.join(o))
-            .map_err(|e| vec![format!("loading {o}: {e}")])?;
-    }
-    if let Some(text) = &sc.manifests {
-        api.load_yaml_str(text)
-            .map_err(|e| vec![format!("loading the inline manifests: {e}")])?;
-    }
+    let api = scenario::start_api(&sc, repo, &kubeconfig)?;
 
     r.step("the node's CNI config: the cluster network, plexus's conflist in front of it");
     let cluster_file = ctd.conf_dir.join("10-cluster.conflist");

@@ -271,27 +271,11 @@ pub fn run(path: &Path, repo: &Path, plexus: &Path, mode: Mode) -> Result<(), Ve
                 .join(", ")
         }
     ));
-    let existing: Vec<String> = host_links().into_iter().map(|l| l.name).collect();
-    for u in &sc.uplinks {
-        if !existing.contains(u) {
-            veth_pair(u, &format!("{u}p"));
-        }
-    }
+    make_uplinks(&sc);
 
     r.step("Kubernetes API stand-in over HTTPS, with the scenario's NADs and pods");
-    let api = ApiServer::start();
     let kubeconfig = work.path().join("kubeconfig");
-    api.write_kubeconfig(&kubeconfig);
-    for o in &sc.objects {
-        if let Err(e) = api.load_yaml_path(&repo.join(o)) {
-            return Err(vec![format!("loading {o}: {e}")]);
-        }
-    }
-    if let Some(text) = &sc.manifests
-        && let Err(e) = api.load_yaml_str(text)
-    {
-        return Err(vec![format!("loading the inline manifests: {e}")]);
-    }
+    let api = start_api(&sc, repo, &kubeconfig)?;
     r.say(&format!(
         "    {} at {}: {} NetworkAttachmentDefinitions, {} pods",
         "API stand-in",
@@ -622,6 +606,36 @@ fn explained_as_added(doc: &Value, add: &Outcome, sb: &Sandbox) -> Vec<String> {
         }
     }
     failures
+}
+
+/// Creates the scenario's node uplinks (a veth each, peer `<name>p`) that do not exist yet.
+pub(crate) fn make_uplinks(sc: &Scenario) {
+    let existing: Vec<String> = host_links().into_iter().map(|l| l.name).collect();
+    for u in &sc.uplinks {
+        if !existing.contains(u) {
+            veth_pair(u, &format!("{u}p"));
+        }
+    }
+}
+
+/// Starts the API stand-in with the scenario's objects and inline manifests loaded, and
+/// writes its kubeconfig to `kubeconfig`.
+pub(crate) fn start_api(
+    sc: &Scenario,
+    repo: &Path,
+    kubeconfig: &Path,
+) -> Result<ApiServer, Vec<String>> {
+    let api = ApiServer::start();
+    api.write_kubeconfig(kubeconfig);
+    for o in &sc.objects {
+        api.load_yaml_path(&repo.join(o))
+            .map_err(|e| vec![format!("loading {o}: {e}")])?;
+    }
+    if let Some(text) = &sc.manifests {
+        api.load_yaml_str(text)
+            .map_err(|e| vec![format!("loading the inline manifests: {e}")])?;
+    }
+    Ok(api)
 }
 
 pub(crate) fn start_kubelet(
